@@ -29,14 +29,15 @@ KNOWLEDGE_HINT = (
 THINK_OPEN = "<think>\n"
 
 
-def sparkle_user_turn(question: str) -> str:
-    """SPARKLE's single user message for ``question``."""
-    return f"{SPARKLE_INSTRUCTION}\n\nUser: {question} Assistant:"
+def sparkle_user_turn(question: str, hint: str | None = None) -> str:
+    """SPARKLE's single user message for ``question``; a prompt-side ``hint`` opens the thinking after it."""
+    turn = f"{SPARKLE_INSTRUCTION}\n\nUser: {question} Assistant:"
+    return turn if hint is None else f"{turn} {THINK_OPEN}{hint}"
 
 
-def sparkle_prompt(question: str, tokenizer=None) -> str:
+def sparkle_prompt(question: str, tokenizer=None, hint: str | None = None) -> str:
     """The full prompt text: the user turn, through the chat template when a tokenizer has one."""
-    turn = sparkle_user_turn(question)
+    turn = sparkle_user_turn(question, hint)
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         return turn
     return tokenizer.apply_chat_template([{"role": "user", "content": turn}], tokenize=False,

@@ -14,18 +14,11 @@ from typing import Any, Callable, Mapping
 
 from .extract import last_boxed
 from .records import Problem, RecordError, RecordList, Subproblem, read_records
+from .steps import split_steps
 
 VENDOR = Path(str(resources.files("scaffoldrl") / "vendor"))
 
 _CALC = re.compile(r"<<([^>]*)>>")
-
-
-def paragraphs(text: str) -> list[str]:
-    """Split a solution on blank lines, falling back to lines; empty pieces dropped."""
-    parts = [p.strip() for p in re.split(r"\n\s*\n", text.strip())]
-    if len(parts) == 1:
-        parts = [p.strip() for p in text.strip().splitlines()]
-    return [p for p in parts if p]
 
 
 def _require(row: Mapping[str, Any], name: str, where: tuple) -> Any:
@@ -74,7 +67,7 @@ def _math500(row, *, file, index) -> Problem:
     level = row.get("level")
     return Problem(id=_require(row, "unique_id", where), problem=_require(row, "problem", where),
                    answer=str(_require(row, "answer", where)),
-                   steps=paragraphs(_require(row, "solution", where)),
+                   steps=split_steps(_require(row, "solution", where)),
                    difficulty=float(level) if isinstance(level, (int, float)) else None,
                    source="math500", meta={"subject": row.get("subject")})
 
@@ -88,7 +81,7 @@ def _competition(source: str) -> Callable[..., Problem]:
         meta = {k: row[k] for k in ("url", "year", "aime_number", "problem_number") if k in row}
         diff = row.get("difficulty")
         return Problem(id=f"{source}-{row.get('id', index)}", problem=_require(row, "problem", where),
-                       answer=str(answer), steps=paragraphs(row.get("solution") or ""),
+                       answer=str(answer), steps=split_steps(row.get("solution") or ""),
                        difficulty=float(diff) if isinstance(diff, (int, float)) else None,
                        source=source, meta=meta)
     return convert
@@ -101,7 +94,7 @@ def _minerva(row, *, file, index) -> Problem:
     if not answer:
         raise RecordError(*where, "solution", "has no \\boxed{} answer")
     return Problem(id=f"minerva_math-{row.get('idx', index)}", problem=_require(row, "problem", where),
-                   answer=answer, steps=paragraphs(solution), source="minerva_math",
+                   answer=answer, steps=split_steps(solution), source="minerva_math",
                    meta={"subject": row.get("type")})
 
 
@@ -113,7 +106,7 @@ def _olympiad(row, *, file, index) -> Problem:
     answer = ", ".join(a.strip().strip("$") for a in finals)
     solution = "\n\n".join(row.get("solution") or [])
     return Problem(id=f"olympiadbench-{row.get('id', index)}", problem=_require(row, "question", where),
-                   answer=answer, steps=paragraphs(solution), source="olympiadbench",
+                   answer=answer, steps=split_steps(solution), source="olympiadbench",
                    meta={k: row.get(k) for k in ("subfield", "unit", "answer_type", "is_multiple_answer")}
                    | {"subject": row.get("subfield")})
 
