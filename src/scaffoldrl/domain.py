@@ -1,0 +1,173 @@
+"""The embedded domain: step-structured problems where difficulty comes from *finding* steps.
+
+A *world* (fixed by ``world_seed``) has named functions, each a permutation of
+the digits 0..9. A problem chains 2-6 steps from a start digit; each step
+either applies a function (``c = gop(b) = 8``, routine once the tables are
+memorised) or inverts one (``mip(b) = 5 so b = 2``, a search). Inverses of the
+*open* functions appear in the easy/medium training data; inverses of the
+*hidden* ones appear only at the hard levels, so a model that has memorised
+every forward table must guess them (1 in 10) — unless a hint reveals them.
+Step counts overlap across levels, so difficulty is not sequence length:
+
+======  ======  ==========================================
+level   steps   inverse steps
+======  ======  ==========================================
+1       2-4     none
+2       3-6     one of an open function
+3       3-6     one of a hidden function (+ maybe one open)
+4       4-6     two of hidden functions
+5       5-6     three of hidden functions
+======  ======  ==========================================
+
+The last step is always a forward step, so "all but the last step" leaves a
+routine lookup. Functions are permutations, so a wrong intermediate value
+always leads to a wrong answer: a guess cannot be rescued by later steps.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .records import Problem, Subproblem
+
+NAMES = ("zap", "mip", "gop", "tur", "fen", "kel", "dax", "wub")
+VARS = "abcdef"
+DIGITS = 10
+LEVELS = (1, 2, 3, 4, 5)
+# level -> (min steps, max steps, hidden inverses, max open inverses)
+_LEVEL_SHAPE = {1: (2, 4, 0, 0), 2: (3, 6, 0, 1), 3: (3, 6, 1, 1), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
+
+
+@dataclass(frozen=True)
+class World:
+    """The function tables every problem of one domain shares (the model's "knowledge")."""
+
+    seed: int = 0
+    n_hidden: int = 4
+    tables: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        rng = random.Random(f"world-{self.seed}")
+        tables = {}
+        for name in NAMES:
+            perm = list(range(DIGITS))
+            rng.shuffle(perm)
+            tables[name] = tuple(perm)
+        object.__setattr__(self, "tables", tables)
+
+    @property
+    def hidden(self) -> tuple[str, ...]:
+        return NAMES[len(NAMES) - self.n_hidden:]
+
+    @property
+    def open(self) -> tuple[str, ...]:
+        return NAMES[: len(NAMES) - self.n_hidden]
+
+    def apply(self, name: str, x: int) -> int:
+        return self.tables[name][x]
+
+    def invert(self, name: str, y: int) -> int:
+        return self.tables[name].index(y)
+
+    def describe(self, name: str) -> str:
+        pairs = ", ".join(f"{name}({x}) = {y}" for x, y in enumerate(self.tables[name]))
+        return f"{name} is a function on the digits 0-9: {pairs}."
+
+
+def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool]]:
+    """The (function, inverted?) sequence of a problem at ``level``; last step forward."""
+    lo, hi, n_hidden_inv, max_open_inv = _LEVEL_SHAPE[level]
+    n = rng.randint(lo, hi)
+    n_open_inv = rng.randint(0, max_open_inv) if level == 3 else max_open_inv
+    n_open_inv = min(n_open_inv, n - 1 - n_hidden_inv)
+    slots = rng.sample(range(n - 1), n_hidden_inv + n_open_inv)
+    hidden_slots, open_slots = set(slots[:n_hidden_inv]), set(slots[n_hidden_inv:])
+    steps = []
+    for i in range(n):
+        if i in hidden_slots:
+            steps.append((rng.choice(world.hidden), True))
+        elif i in open_slots:
+            steps.append((rng.choice(world.open), True))
+        else:
+            steps.append((rng.choice(NAMES), False))
+    return steps
+
+
+def make_problem(world: World, level: int, rng: random.Random, index: int, split: str) -> Problem:
+    """One problem with its exact steps, a plan, the knowledge it needs and its subproblem chain."""
+    if level not in _LEVEL_SHAPE:
+        raise ValueError(f"level must be one of {LEVELS}, got {level}")
+    shape = _shape(level, rng, world)
+    start = rng.randrange(DIGITS)
+    sentences, steps, plan, subs = [], [], [], []
+    prev, value = str(start), start
+    for i, (name, inverted) in enumerate(shape):
+        v = VARS[i]
+        if inverted:
+            target = value
+            value = world.invert(name, target)
+            sentences.append(f"Find {v} such that {name}({v}) = {prev}.")
+            steps.append(f"{name}({v}) = {target} so {v} = {value}")
+            plan.append(f"{i + 1}. Find {v} by inverting {name}.")
+            question = f"Find {v} such that {name}({v}) = {{x}}."
+        else:
+            arg = value
+            value = world.apply(name, arg)
+            sentences.append(f"Let {v} = {name}({prev}).")
+            steps.append(f"{v} = {name}({arg}) = {value}")
+            plan.append(f"{i + 1}. Compute {v} by applying {name}.")
+            question = f"What is {v} = {name}({{x}})?"
+        if i == 0:
+            subs.append(Subproblem(question.replace("{x}", str(start)), str(value)))
+        else:
+            link = f"Let {VARS[i - 1]} be the answer to Q{i}. "
+            subs.append(Subproblem(link + question.replace("{x}", VARS[i - 1]), str(value)))
+        prev = v
+    sentences.append(f"What is {VARS[len(shape) - 1]}?")
+    used = sorted({name for name, _ in shape})
+    return Problem(
+        id=f"synth-{world.seed}-{split}-L{level}-{index}",
+        problem=" ".join(sentences),
+        answer=str(value),
+        steps=steps,
+        plan="\n".join(plan),
+        knowledge="\n".join(world.describe(n) for n in used),
+        subproblems=subs,
+        difficulty=float(level),
+        source="synth",
+        meta={"world_seed": world.seed, "split": split,
+              "inverse_steps": [i for i, (_, inv) in enumerate(shape) if inv],
+              "hidden_inverses": sum(inv and n in world.hidden for n, inv in shape)},
+    )
+
+
+def generate(n: int, levels: tuple[int, ...] = LEVELS, *, seed: int = 0, world: World | None = None,
+             split: str = "train", exclude: set[str] | None = None) -> list[Problem]:
+    """``n`` problems per level, deterministic in (seed, split); problem texts in ``exclude`` are skipped.
+
+    Pass the texts of another split as ``exclude`` to keep held-out problems unseen.
+    """
+    world = world or World()
+    rng = random.Random(f"problems-{seed}-{split}")
+    seen = set(exclude or ())
+    out = []
+    for level in levels:
+        made, tries = 0, 0
+        while made < n:
+            tries += 1
+            if tries > 50 * n + 1000:
+                raise RuntimeError(f"level {level}: cannot find {n} distinct problems outside 'exclude'")
+            p = make_problem(world, level, rng, made, split)
+            if p.problem in seen:
+                continue
+            seen.add(p.problem)
+            out.append(p)
+            made += 1
+    return out
+
+
+def completion_text(steps: list[str], answer: str) -> str:
+    """The response format every reward expects: reasoning in <think>, boxed answer in <answer>."""
+    body = "\n".join(steps)
+    return f"<think>\n{body}\n</think>\n<answer>\nThe answer is \\boxed{{{answer}}}.\n</answer>"
