@@ -1,7 +1,40 @@
+"""The ``scaffoldrl`` command line. Commands stay thin: their logic lives in the library."""
+
+from __future__ import annotations
+
 from pathlib import Path
 
 import typer
-app = typer.Typer()
+
+app = typer.Typer(no_args_is_help=True, help="RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL.")
+
+
+@app.callback()
+def main() -> None:
+    """RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL."""
+    # A callback keeps `scaffoldrl <command>` a command group even while it has a single command.
+
+
+@app.command()
+def grade(
+    input: Path = typer.Option(..., "--input", "-i", exists=True, dir_okay=False, help="JSONL of completions (e.g. vLLM outputs)."),
+    output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="JSONL to write: each input row plus correct, extracted, status, rule."),
+    completion_key: str = typer.Option("completion", help="Column holding the completion text."),
+    answer_key: str = typer.Option("answer", help="Column holding the gold answer."),
+    workers: int = typer.Option(2, min=1, help="math-verify worker processes."),
+    timeout: float = typer.Option(5.0, min=0.1, help="Hard per-item deadline in seconds."),
+    timeout_as_none: bool = typer.Option(False, help="Write correct=null (not false) for items past the deadline."),
+    last_number: bool = typer.Option(False, help="Fall back to the last number when no answer is marked."),
+):
+    """Grade a file of completions against gold answers with the training grader."""
+    from .verify import Grader, grade_file
+
+    with Grader(workers=workers, timeout=timeout, timeout_as_none=timeout_as_none,
+                fallback_last_number=last_number) as grader:
+        summary = grade_file(input, output, completion_key, answer_key, grader=grader)
+    typer.echo(f"graded {summary['rows']} rows -> {output}")
+    typer.echo(f"accuracy {summary['accuracy']:.4f} ({summary['correct']}/{summary['rows']}); "
+               f"no answer {summary['no_answer']}, timeouts {summary['timeout']}, errors {summary['error']}")
 
 
 data_app = typer.Typer(help="Build and transform problem records and training rows.")

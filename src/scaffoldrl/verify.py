@@ -1,0 +1,355 @@
+"""One math grader for training and evaluation: math-verify behind a hard deadline.
+
+math-verify is the reference (gold first). Its own timeouts use
+``signal.alarm``, which raises outside the main thread, and C-level sympy work
+can hang past them. So it runs in worker processes that the parent kills and
+replaces when an item overruns its deadline: a hung item becomes a counted
+``timeout`` verdict, never a hung step. Two things keep it fast on RL batches,
+where a group repeats the same few answers: a fast path for the cases whose
+math-verify verdict is certain (the same string, two plain numbers) and a
+cache keyed by (gold, extracted answer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Sequence
+
+from rich.progress import MofNCompleteColumn, Progress
+
+from .extract import clean_answer, extract_answer, last_boxed
+
+logger = logging.getLogger(__name__)
+
+WORKER_SCRIPT = Path(__file__).with_name("_grade_worker.py")
+STARTUP_TIMEOUT = 120.0  # seconds for a worker to import math-verify
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grade of one completion. ``correct`` is None when it could not be graded."""
+
+    correct: bool | None
+    extracted: str | None
+    status: str  # "ok" | "no_answer" | "timeout" | "error"
+    rule: str | None  # extraction rule that fired
+
+
+# ---------------------------------------------------------------- fast path
+
+_PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+
+
+def _plain_number(s: str) -> Decimal | None:
+    return Decimal(s.replace(",", "")) if _PLAIN_NUMBER.fullmatch(s) else None
+
+
+def fast_verdict(gold: str, pred: str) -> bool | None:
+    """math-verify's verdict where it is certain without parsing, else None.
+
+    Equal strings are correct; two plain numbers are correct when equal, wrong
+    when both are integers or differ by more than 1e-4 relative (math-verify's
+    float rounding only merges closer values). No LaTeX normalisation:
+    math-verify's verdict can change with as little as a doubled space.
+    """
+    g, p = gold.strip(), pred.strip()
+    if g and g == p:
+        return True
+    a, b = _plain_number(g), _plain_number(p)
+    if a is None or b is None:
+        return None
+    if a == b:
+        return True
+    if "." not in g + p or abs(a - b) > Decimal("1e-4") * max(1, abs(a), abs(b)):
+        return False
+    return None
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class _Worker:
+    """One math-verify process, spoken to in JSON lines; killed when an item overruns."""
+
+    def __init__(self, memory_mb: int):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", str(WORKER_SCRIPT), str(memory_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self._ready = False
+
+    def _read_line(self, timeout: float) -> bytes | None:
+        """One reply line, or None once ``timeout`` seconds have passed."""
+        fd, chunks, deadline = self.proc.stdout.fileno(), [], time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise WorkerDied(f"math-verify worker exited with code {self.proc.wait()}")
+            chunks.append(chunk)
+            if chunk.endswith(b"\n"):
+                return b"".join(chunks)
+
+    def ask(self, gold: str, pred: str, timeout: float) -> dict | None:
+        """The worker's reply for one pair, or None when it missed the deadline."""
+        if not self._ready:
+            if self._read_line(STARTUP_TIMEOUT) != b"ready\n":
+                raise RuntimeError("math-verify worker did not start; is math-verify installed?")
+            self._ready = True
+        self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}).encode() + b"\n")
+        line = self._read_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+class _Pool:
+    """Workers lent to one caller at a time; a worker that overran or died is replaced."""
+
+    def __init__(self, size: int, memory_mb: int):
+        self.size, self.memory_mb = size, memory_mb
+        self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        for _ in range(size):
+            self._idle.put(None)  # started on first use
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self.memory_mb)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+        return self._spawn()
+
+    def ask(self, gold: str, pred: str, timeout: float) -> tuple[str, bool | None]:
+        """(status, correct) for one pair; status is "ok", "timeout" or "error"."""
+        worker, healthy = self._idle.get(), False
+        if worker is None or worker.proc.poll() is not None:  # never started, or died while idle
+            worker = self._spawn() if worker is None else self._retire(worker)
+        try:
+            reply = worker.ask(gold, pred, timeout)
+            healthy = reply is not None
+        except (WorkerDied, BrokenPipeError) as e:
+            reply = {"error": f"worker died: {e}"}
+        finally:
+            self._idle.put(worker if healthy else self._retire(worker))
+        if reply is None:
+            logger.warning("grading timed out after %.1fs: gold=%r pred=%r", timeout, gold[:100], pred[:100])
+            return "timeout", None
+        if "error" in reply:
+            logger.warning("grading failed: gold=%r pred=%r: %s", gold[:100], pred[:100], reply["error"])
+            return "error", None
+        return "ok", reply["correct"]
+
+    def close(self) -> None:
+        """Stop every worker; later calls start fresh ones. Call it when no grading is in flight."""
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.kill()
+        while not self._idle.empty():
+            self._idle.get()
+        for _ in range(self.size):
+            self._idle.put(None)
+
+
+# ---------------------------------------------------------------- the grader
+
+
+def gold_answer(gold) -> str:
+    """The gold answer as text; a gold that is a whole solution gives its last box."""
+    text = str(gold)
+    return clean_answer(last_boxed(text) or text)
+
+
+def completion_text(completion) -> str:
+    """A completion as text: plain, or the last message of a conversational one."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return completion.get("content") or ""
+    return completion_text(completion[-1]) if completion else ""
+
+
+class Grader:
+    """Extracts answers and grades them against gold answers; usable from any thread.
+
+    ``timeout`` is the hard per-item deadline in seconds; an item past it is
+    killed and graded wrong (None with ``timeout_as_none``). ``memory_mb``
+    caps each worker's address space. ``stats`` counts verdict statuses and
+    where verdicts came from (cache, fast path, math-verify).
+    """
+
+    def __init__(self, workers: int = 1, timeout: float = 5.0, timeout_as_none: bool = False,
+                 fallback_last_number: bool = False, cache_size: int = 100_000, memory_mb: int = 4096):
+        self.workers, self.timeout, self.timeout_as_none = workers, timeout, timeout_as_none
+        self.fallback_last_number, self.cache_size = fallback_last_number, cache_size
+        self.stats: Counter[str] = Counter()
+        self._pool = _Pool(workers, memory_mb)
+        self._cache: OrderedDict[tuple[str, str], tuple[str, bool | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        weakref.finalize(self, self._pool.close)
+
+    def grade(self, completion: str, gold: str) -> Verdict:
+        return self.grade_batch([(completion, gold)])[0]
+
+    def grade_batch(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> list[Verdict]:
+        """Verdicts for (completion, gold) pairs, in order; deterministic up to timeouts."""
+        answers = [extract_answer(completion_text(c), self.fallback_last_number) for c, _ in pairs]
+        keys = [(gold_answer(g), a) if a is not None else None for (_, g), (a, _) in zip(pairs, answers)]
+        with _progress(progress, len(pairs)) as advance:
+            advance(keys.count(None))
+            results = self._resolve(keys, advance)
+        verdicts = [self._verdict(a, rule, results.get(k)) for (a, rule), k in zip(answers, keys)]
+        with self._lock:
+            self.stats.update(v.status for v in verdicts)
+        return verdicts
+
+    def _verdict(self, answer: str | None, rule: str | None, result) -> Verdict:
+        if answer is None:
+            return Verdict(False, None, "no_answer", None)
+        status, correct = result
+        if status == "timeout" and not self.timeout_as_none:
+            correct = False
+        return Verdict(correct, answer, status, rule)
+
+    def _resolve(self, keys, advance) -> dict:
+        """(status, correct) for every distinct key: from the cache, the fast path, or math-verify.
+
+        ``stats`` counts items: a key repeated within the batch is a cache hit after its first use.
+        """
+        counts = Counter(k for k in keys if k is not None)
+        with self._lock:
+            found = {k: self._cache[k] for k in counts if k in self._cache}
+        self._count("cache_hits", sum(counts[k] for k in found), advance)
+        fresh = {}
+        for key in counts.keys() - found.keys():
+            if (fast := fast_verdict(*key)) is not None:
+                fresh[key] = ("ok", fast)
+                self._count("fast_path", 1, advance, repeats=counts[key] - 1)
+        todo = sorted(counts.keys() - found.keys() - fresh.keys())  # a fixed order: reproducible batches
+        with ThreadPoolExecutor(self.workers) as pool:
+            for key, result in zip(todo, pool.map(lambda k: self._pool.ask(*k, self.timeout), todo)):
+                fresh[key] = result
+                self._count("math_verify", 1, advance, repeats=counts[key] - 1)
+        self._store({k: v for k, v in fresh.items() if v[0] != "error"})  # an error may be the machine's
+        return found | fresh
+
+    def _store(self, results: dict) -> None:
+        """Remember verdicts (timeouts too: a repeat would only time out again)."""
+        with self._lock:
+            self._cache.update(results)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _count(self, source: str, items: int, advance, repeats: int = 0) -> None:
+        with self._lock:
+            self.stats[source] += items
+            self.stats["cache_hits"] += repeats
+        advance(items + repeats)
+
+    def close(self) -> None:
+        """Stop the worker processes (restarted if the grader is used again)."""
+        self._pool.close()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def _progress(enabled: bool, total: int):
+    """An ``advance(n)`` callback drawing a rich progress bar, or doing nothing."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=False) as bar:
+        task = bar.add_task("grading", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+_shared: Grader | None = None
+_shared_lock = threading.Lock()
+
+
+def get_grader() -> Grader:
+    """The process-wide grader the reward functions use, created on first use.
+
+    ``SCAFFOLDRL_GRADER_WORKERS`` sets its worker count (default 1);
+    :func:`set_grader` installs another one.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Grader(workers=int(os.environ.get("SCAFFOLDRL_GRADER_WORKERS", "1")))
+        return _shared
+
+
+def set_grader(grader: Grader) -> None:
+    """Make ``grader`` the shared one (the previous one is closed)."""
+    global _shared
+    with _shared_lock:
+        previous, _shared = _shared, grader
+    if previous is not None and previous is not grader:
+        previous.close()
+
+
+# ---------------------------------------------------------------- files
+
+
+def summarise(verdicts: Sequence[Verdict]) -> dict:
+    """Accuracy over all rows (ungraded rows count as wrong) and the count of each status."""
+    statuses = Counter(v.status for v in verdicts)
+    n = len(verdicts)
+    return {"rows": n, "correct": sum(v.correct is True for v in verdicts),
+            "accuracy": sum(v.correct is True for v in verdicts) / n if n else 0.0,
+            **{s: statuses[s] for s in ("ok", "no_answer", "timeout", "error")}}
+
+
+def grade_file(input: str | Path, output: str | Path, completion_key: str = "completion",
+               answer_key: str = "answer", grader: Grader | None = None, progress: bool = True) -> dict:
+    """Grade a JSONL file of completions; each output row is its input row plus
+    ``correct``, ``extracted``, ``status`` and ``rule``. Returns :func:`summarise`'s summary."""
+    rows = [json.loads(line) for line in Path(input).read_text().splitlines() if line.strip()]
+    for i, row in enumerate(rows, 1):
+        missing = [k for k in (completion_key, answer_key) if k not in row]
+        if missing:
+            raise ValueError(f"{input}: row {i} has no column {missing[0]!r}")
+    pairs = [(completion_text(row[completion_key]), str(row[answer_key])) for row in rows]
+    verdicts = (grader or get_grader()).grade_batch(pairs, progress=progress)
+    with open(output, "w") as f:
+        for row, verdict in zip(rows, verdicts):
+            f.write(json.dumps(row | asdict(verdict)) + "\n")  # ASCII: completions may hold lone surrogates
+    return summarise(verdicts)
