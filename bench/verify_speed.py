@@ -2,12 +2,13 @@
 
 The batch: for each MATH500 and GSM8K problem, a group of 8 completions built
 from its reference solution in the formats models produce (boxed, SPARKLE's
-<answer> block, "The answer is", \\dfrac spelling, a final-answer line, another
-problem's answer, a truncated solution with no answer, and a repeat; GSM8K
-groups end one completion with "#### N", MATH ones with Minerva's "Final Answer:" line).
+<answer> block, "The answer is", \\dfrac spelling, a final-answer line: "#### N"
+for GSM8K, Minerva's "Final Answer:" for MATH; a repeat), with either two more
+right answers (\\fbox, a bare <answer> block: ``--mix reference``) or another
+problem's answer and a truncated solution with no answer (``--mix mixed``).
 Gold answers are given to every grader as ``\\boxed{gold}``.
 
-Run: python bench/verify_speed.py [--problems 500] [--gsm8k 125]
+Run: python bench/verify_speed.py [--problems 500] [--gsm8k 125] [--mix mixed|reference]
 """
 
 from __future__ import annotations
@@ -22,36 +23,43 @@ from trl.rewards import accuracy_reward
 
 from scaffoldrl.extract import last_boxed
 from scaffoldrl.sources import load_source
-from scaffoldrl.verify import Grader
+from scaffoldrl.verify import Grader, gold_answer
 
-GROUP = 8
+def group(solution: str, answer: str, other: str, gsm8k: bool, mix: str) -> dict[str, str]:
+    """Eight completions for one problem, as a GRPO group would hold them.
 
-
-def group(solution: str, answer: str, other: str, gsm8k: bool) -> list[str]:
-    """Eight completions for one problem, as a GRPO group would hold them."""
+    ``reference``: all eight carry the right answer; ``mixed``: two of them
+    are replaced by another problem's answer and a truncated solution.
+    """
     body = solution.replace(f"\\boxed{{{last_boxed(solution)}}}", last_boxed(solution) or "")
     boxed = f"{body}\n\nTherefore the final answer is $\\boxed{{{answer}}}$."
     final_line = (f"#### {answer}" if gsm8k else
                   f"Final Answer: The final answer is ${answer}$. I hope it is correct.")
-    return [
-        boxed,
-        f"<think>\n{body}\n</think>\n<answer>\nThe answer is \\boxed{{{answer}}}.\n</answer>",
-        f"{body}\nThe answer is ${answer}$.",
-        boxed.replace("\\frac", "\\dfrac"),
-        f"{body}\n{final_line}",
-        f"{body}\n\nTherefore the final answer is $\\boxed{{{other}}}$.",
-        body[: len(body) // 2],
-        boxed,
-    ]
+    common = {
+        "boxed": boxed,
+        "sparkle_tags": f"<think>\n{body}\n</think>\n<answer>\nThe answer is \\boxed{{{answer}}}.\n</answer>",
+        "answer_is": f"{body}\nThe answer is ${answer}$.",
+        "dfrac": boxed.replace("\\frac", "\\dfrac"),
+        "final_line": f"{body}\n{final_line}",
+        "repeat": boxed,
+    }
+    if mix == "mixed":
+        return common | {"other_answer": f"{body}\n\nTherefore the final answer is $\\boxed{{{other}}}$.",
+                         "truncated": body[: len(body) // 2]}
+    return common | {"fbox": f"{body}\nSo we get \\fbox{{{answer}}}.",
+                     "bare_answer_tag": f"<think>{body}</think><answer>{answer}</answer>"}
 
 
-def build_batch(n_math: int, n_gsm8k: int) -> list[tuple[str, str]]:
+def build_batch(n_math: int, n_gsm8k: int, mix: str = "mixed") -> tuple[list[tuple[str, str]], list[str]]:
+    """(completion, gold) pairs and the format name of each."""
     problems = list(load_source("math500"))[:n_math] + list(load_source("gsm8k"))[:n_gsm8k]
-    pairs = []
+    pairs, formats = [], []
     for i, p in enumerate(problems):
         other = next(q.answer for q in problems[i + 1 :] + problems if q.answer != p.answer)
-        pairs += [(c, p.answer) for c in group(p.solution, p.answer, other, p.source == "gsm8k")]
-    return pairs
+        for name, completion in group(p.solution, p.answer, other, p.source == "gsm8k", mix).items():
+            pairs.append((completion, p.answer))
+            formats.append(name)
+    return pairs, formats
 
 
 def plain_math_verify(pairs) -> list[bool]:
@@ -73,6 +81,12 @@ def ours(pairs, workers: int, chunk: int = 256):
         return verdicts, time.perf_counter() - start, dict(grader.stats)
 
 
+def disagreements_on_extracted(pairs, verdicts) -> int:
+    """Graded items where math-verify, given our extracted answer, says otherwise: errors of the fast path and cache."""
+    return sum(verify(parse(f"\\boxed{{{gold_answer(gold)}}}"), parse(f"\\boxed{{{v.extracted}}}")) != v.correct
+               for (_, gold), v in zip(pairs, verdicts) if v.status == "ok")
+
+
 def timed(fn, *args):
     start = time.perf_counter()
     return fn(*args), time.perf_counter() - start
@@ -82,10 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=500, help="MATH500 problems (8 completions each)")
     parser.add_argument("--gsm8k", type=int, default=125, help="GSM8K problems (8 completions each)")
+    parser.add_argument("--mix", choices=["mixed", "reference"], default="mixed",
+                        help="groups with wrong and unanswered completions, or all carrying the right answer")
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    pairs = build_batch(args.problems, args.gsm8k)
-    print(f"batch: {len(pairs)} completions, mean {sum(len(c) for c, _ in pairs) / len(pairs):.0f} chars")
+    pairs, formats = build_batch(args.problems, args.gsm8k, args.mix)
+    print(f"batch ({args.mix}): {len(pairs)} completions, mean {sum(len(c) for c, _ in pairs) / len(pairs):.0f} chars")
 
     reference, t_plain = timed(plain_math_verify, pairs)
     trl, t_trl = timed(trl_accuracy, pairs)
@@ -96,11 +112,12 @@ def main() -> None:
         print(f"(c) ours, {workers} worker(s)     {len(pairs) / t:8.1f} items/s  ({t:.1f}s)  "
               f"{t_plain / t:.1f}x (a); {stats}")
     differ = [(i, r, v) for i, (r, v) in enumerate(zip(reference, verdicts)) if bool(v.correct) != r]
-    kinds = Counter(f"format {i % GROUP}, ours {v.correct} ({v.status}, {v.rule})" for i, _, v in differ)
+    kinds = Counter(f"{formats[i]}: ours {v.correct} ({v.status}, {v.rule})" for i, _, v in differ)
     print(f"verdicts differing from (a): {len(differ)}  {dict(kinds)}")
     trl_differ = sum((t == 1.0) != bool(v.correct) for t, v in zip(trl, verdicts))
     print(f"verdicts differing from (b): {trl_differ} (None from TRL: {sum(t is None for t in trl)})")
-    for i, r, v in differ[:20]:
+    print(f"verdicts differing from math-verify on our extracted answers: {disagreements_on_extracted(pairs, verdicts)}")
+    for i, r, v in differ[:10]:
         print(f"  #{i} gold={pairs[i][1]!r} (a)={r} ours={v} tail={pairs[i][0][-80:]!r}")
 
 

@@ -151,25 +151,30 @@ class _Pool:
             self._all.discard(worker)
         return self._spawn()
 
-    def ask(self, gold: str, pred: str, timeout: float) -> tuple[str, bool | None]:
-        """(status, correct) for one pair; status is "ok", "timeout" or "error"."""
-        worker, healthy = self._idle.get(), False
-        if worker is None or worker.proc.poll() is not None:  # never started, or died while idle
-            worker = self._spawn() if worker is None else self._retire(worker)
+    def _checkout(self) -> _Worker:
+        worker = self._idle.get()
+        if worker is None:  # never started
+            return self._spawn()
+        return worker if worker.proc.poll() is None else self._retire(worker)  # died while idle
+
+    def ask(self, pairs: Sequence[tuple[str, str]], timeout: float) -> list[tuple[str, bool | None]]:
+        """(status, correct) for each (gold, pred), status "ok", "timeout" or "error".
+
+        All on one worker, so that a gold shared by the pairs is parsed once.
+        """
+        worker, results = self._checkout(), []
         try:
-            reply = worker.ask(gold, pred, timeout)
-            healthy = reply is not None
-        except (WorkerDied, BrokenPipeError) as e:
-            reply = {"error": f"worker died: {e}"}
+            for gold, pred in pairs:
+                result, healthy = _ask_one(worker, gold, pred, timeout)
+                results.append(result)
+                if not healthy:
+                    worker = self._retire(worker)
+        except BaseException:
+            worker = self._retire(worker)
+            raise
         finally:
-            self._idle.put(worker if healthy else self._retire(worker))
-        if reply is None:
-            logger.warning("grading timed out after %.1fs: gold=%r pred=%r", timeout, gold[:100], pred[:100])
-            return "timeout", None
-        if "error" in reply:
-            logger.warning("grading failed: gold=%r pred=%r: %s", gold[:100], pred[:100], reply["error"])
-            return "error", None
-        return "ok", reply["correct"]
+            self._idle.put(worker)
+        return results
 
     def close(self) -> None:
         """Stop every worker; later calls start fresh ones. Call it when no grading is in flight."""
@@ -181,6 +186,22 @@ class _Pool:
             self._idle.get()
         for _ in range(self.size):
             self._idle.put(None)
+
+
+def _ask_one(worker: _Worker, gold: str, pred: str, timeout: float) -> tuple[tuple[str, bool | None], bool]:
+    """((status, correct), whether the worker can be used again)."""
+    try:
+        reply = worker.ask(gold, pred, timeout)
+    except (WorkerDied, BrokenPipeError) as e:
+        logger.warning("grader worker died: gold=%r pred=%r: %s", gold[:100], pred[:100], e)
+        return ("error", None), False
+    if reply is None:
+        logger.warning("grading timed out after %.1fs: gold=%r pred=%r", timeout, gold[:100], pred[:100])
+        return ("timeout", None), False
+    if "error" in reply:
+        logger.warning("grading failed: gold=%r pred=%r: %s", gold[:100], pred[:100], reply["error"])
+        return ("error", None), True
+    return ("ok", reply["correct"]), True
 
 
 # ---------------------------------------------------------------- the grader
@@ -258,12 +279,17 @@ class Grader:
                 fresh[key] = ("ok", fast)
                 self._count("fast_path", 1, advance, repeats=counts[key] - 1)
         todo = sorted(counts.keys() - found.keys() - fresh.keys())  # a fixed order: reproducible batches
+        chunks = _same_gold_runs(todo)
         with ThreadPoolExecutor(self.workers) as pool:
-            for key, result in zip(todo, pool.map(lambda k: self._pool.ask(*k, self.timeout), todo)):
-                fresh[key] = result
-                self._count("math_verify", 1, advance, repeats=counts[key] - 1)
+            for chunk, results in zip(chunks, pool.map(self._ask, chunks)):
+                for key, result in zip(chunk, results):
+                    fresh[key] = result
+                    self._count("math_verify", 1, advance, repeats=counts[key] - 1)
         self._store({k: v for k, v in fresh.items() if v[0] != "error"})  # an error may be the machine's
         return found | fresh
+
+    def _ask(self, keys: list[tuple[str, str]]) -> list[tuple[str, bool | None]]:
+        return self._pool.ask(keys, self.timeout)
 
     def _store(self, results: dict) -> None:
         """Remember verdicts (timeouts too: a repeat would only time out again)."""
@@ -287,6 +313,17 @@ class Grader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _same_gold_runs(keys: list[tuple[str, str]], size: int = 8) -> list[list[tuple[str, str]]]:
+    """Sorted keys cut into runs of at most ``size`` sharing a gold: one worker parses that gold once."""
+    runs: list[list[tuple[str, str]]] = []
+    for key in keys:
+        if runs and runs[-1][0][0] == key[0] and len(runs[-1]) < size:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return runs
 
 
 @contextmanager
