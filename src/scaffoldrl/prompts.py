@@ -35,13 +35,17 @@ def sparkle_user_turn(question: str, hint: str | None = None) -> str:
     return turn if hint is None else f"{turn} {THINK_OPEN}{hint}"
 
 
-def sparkle_prompt(question: str, tokenizer=None, hint: str | None = None) -> str:
-    """The full prompt text: the user turn, through the chat template when a tokenizer has one."""
-    turn = sparkle_user_turn(question, hint)
+def chat_prompt(turn: str, tokenizer=None) -> str:
+    """One user turn through the tokenizer's chat template (with the generation prompt), if it has one."""
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         return turn
     return tokenizer.apply_chat_template([{"role": "user", "content": turn}], tokenize=False,
                                          add_generation_prompt=True)
+
+
+def sparkle_prompt(question: str, tokenizer=None, hint: str | None = None) -> str:
+    """The full prompt text: the user turn, through the chat template when a tokenizer has one."""
+    return chat_prompt(sparkle_user_turn(question, hint), tokenizer)
 
 
 def with_plan(question: str, plan: str) -> str:

@@ -1,0 +1,27 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a model hub
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A small random tiny model saved to disk: deterministic greedy output, loadable by path like any model."""
+    import torch
+
+    from scaffoldrl import domain, tinymodel
+    from scaffoldrl.prompts import sparkle_user_turn
+
+    problems = domain.generate(10)
+    texts = [sparkle_user_turn(p.problem) for p in problems] + [domain.completion_text(p.steps, p.answer)
+                                                                for p in problems]
+    tok = tinymodel.train_tokenizer(texts, vocab_size=400)
+    model = tinymodel.build_tiny_model(tok, tinymodel.TinyModelConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1))
+    torch.manual_seed(0)
+    with torch.no_grad():  # wide weights: the default init greedily repeats one token, these write varied text
+        for weight in model.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3)
+    return tinymodel.save(model, tok, tmp_path_factory.mktemp("tiny") / "model")
