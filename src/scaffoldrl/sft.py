@@ -39,13 +39,10 @@ def sft_dataset(problems: Sequence[Problem], tokenizer):
 
 def run_sft(model_path: str | Path, problems: Sequence[Problem], out: str | Path,
             settings: SFTSettings | None = None, progress: bool = True) -> Path:
-    """Fine-tune the model at ``model_path`` on ``problems`` and save the result to ``out``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    """Fine-tune the model at ``model_path`` on ``problems`` on the CPU and save the result to ``out``."""
+    from trl import SFTConfig
 
     settings = settings or SFTSettings()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(model_path), local_files_only=True)
     config = SFTConfig(
         output_dir=str(out), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
@@ -54,9 +51,20 @@ def run_sft(model_path: str | Path, problems: Sequence[Problem], out: str | Path
         save_strategy="no", report_to="none", logging_steps=20, disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
+    return train_sft(model_path, problems, config)
+
+
+def train_sft(model_path: str | Path, problems: Sequence[Problem], config) -> Path:
+    """Fine-tune with any TRL ``SFTConfig`` (e.g. a recipe's, on many GPUs); saves to ``config.output_dir``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    model = AutoModelForCausalLM.from_pretrained(str(model_path))
     trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(problems, tokenizer),
                          processing_class=tokenizer)
     trainer.train()
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    return Path(out)
+    trainer.save_model(config.output_dir)
+    tokenizer.save_pretrained(config.output_dir)
+    trainer.save_state()
+    return Path(config.output_dir)

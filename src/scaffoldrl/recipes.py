@@ -1,0 +1,204 @@
+"""YAML training recipes: a model, problems, rewards and a trainer config, in a tiny and a paper-scale variant.
+
+A recipe file holds what its variants share and, under ``variants``, what
+differs; a variant's mappings are merged into the shared ones::
+
+    name: seele
+    trainer: grpo            # ScaffoldTrainer (or: sft)
+    rewards: [correctness]
+    config: {policy: seele, rounds: 4, ...}      # ScaffoldConfig / SFTConfig fields
+    variants:
+      tiny:  {model: runs/tiny-base, tiny_base: {...}, data: {domain: {...}}, config: {...}}
+      paper: {model: Qwen/Qwen2.5-1.5B, data: {records: ...}, accelerate: recipes/accelerate/zero2.yaml, config: {...}}
+
+``data`` is ``{domain: {n, levels, seed}}`` (the embedded domain) or
+``{records: PATH}`` (problem records). ``tiny_base`` builds the tiny model at
+``model`` when that folder does not exist yet (see :class:`TinyBase`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .records import Problem
+
+TRAINERS = ("grpo", "sft")
+RECIPE_DIR = Path("recipes")
+
+
+def reward_functions() -> dict[str, Any]:
+    """Reward names a recipe may list, all graded by the shared grader."""
+    from .rewards import correctness_reward, format_reward, sparkle_aug_reward, sparkle_reward
+
+    return {"correctness": correctness_reward, "sparkle": sparkle_reward, "sparkle_aug": sparkle_aug_reward,
+            "format": format_reward}
+
+
+@dataclass
+class TinyBase:
+    """How the tiny base model of the CPU recipes is made: a local tokenizer, a tiny Qwen2, an SFT warm start.
+
+    The warm start covers the easy levels only, so that the hard levels (hidden
+    inverses) are unsolvable without hints: the regime hint scaffolding is for.
+    """
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    sft_problems: int = 300
+    sft_levels: list[int] = field(default_factory=lambda: [1, 2])
+    sft_epochs: float = 8.0
+    seed: int = 0
+
+
+def build_tiny_base(path: str | Path, spec: TinyBase | None = None, progress: bool = False) -> Path:
+    """Make the tiny base model at ``path`` (minutes on a laptop CPU); nothing is downloaded."""
+    from . import domain, tinymodel
+    from .prompts import sparkle_prompt
+    from .sft import SFTSettings, run_sft
+
+    spec = spec or TinyBase()
+    path = Path(path)
+    corpus = domain.generate(50, seed=spec.seed + 1, split="tokenizer")
+    tokenizer = tinymodel.train_tokenizer(
+        [sparkle_prompt(p.problem) + domain.completion_text(p.steps, p.answer) for p in corpus])
+    size = tinymodel.TinyModelConfig(hidden_size=spec.hidden_size, intermediate_size=3 * spec.hidden_size,
+                                     num_hidden_layers=spec.num_hidden_layers, seed=spec.seed)
+    init = tinymodel.save(tinymodel.build_tiny_model(tokenizer, size), tokenizer, path.with_name(path.name + "-init"))
+    problems = domain.generate(spec.sft_problems, tuple(spec.sft_levels), seed=spec.seed)
+    return run_sft(init, problems, path, SFTSettings(epochs=spec.sft_epochs, seed=spec.seed), progress=progress)
+
+
+@dataclass
+class Recipe:
+    """One variant of a recipe, resolved: everything ``scaffoldrl train`` needs."""
+
+    name: str
+    variant: str
+    trainer: str
+    model: str
+    data: dict[str, Any]
+    config: dict[str, Any]
+    rewards: list[str] = field(default_factory=list)
+    tiny_base: TinyBase | None = None
+    accelerate: str | None = None
+    description: str = ""
+
+    def problems(self) -> list[Problem]:
+        """The training problems the recipe's ``data`` names."""
+        if "records" in self.data:
+            from .records import read_records
+
+            return list(read_records(self.data["records"]))
+        from . import domain
+
+        spec = self.data["domain"]
+        return domain.generate(spec.get("n", 16), tuple(spec.get("levels", domain.LEVELS)),
+                               seed=spec.get("seed", 0), split="train")
+
+    def trainer_config(self):
+        """The recipe's ``config`` as a :class:`~scaffoldrl.trainer.ScaffoldConfig` (grpo) or TRL ``SFTConfig``."""
+        if self.trainer == "sft":
+            from trl import SFTConfig as cls
+        else:
+            from .trainer import ScaffoldConfig as cls
+        unknown = set(self.config) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"recipe {self.name}/{self.variant}: unknown {cls.__name__} fields {sorted(unknown)}")
+        return cls(**self.config)
+
+
+def resolve_path(recipe: str | Path) -> Path:
+    """A recipe file, or the name of one under ./recipes/."""
+    path = Path(recipe)
+    if not path.is_file() and (RECIPE_DIR / f"{recipe}.yaml").is_file():
+        path = RECIPE_DIR / f"{recipe}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe {recipe} (a YAML file, or a name under {RECIPE_DIR}/)")
+    return path
+
+
+def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe file, pick ``variant`` and apply ``overrides`` (config fields, or model/data/...)."""
+    path = resolve_path(recipe)
+    raw = yaml.safe_load(path.read_text())
+    variants = raw.pop("variants", {}) or {}
+    if variant not in variants:
+        raise ValueError(f"{path}: no variant {variant!r} (has {sorted(variants)})")
+    merged = _merge(raw, variants[variant])
+    overrides = dict(overrides or {})
+    for key in ("model", "accelerate"):
+        if key in overrides:
+            merged[key] = overrides.pop(key)
+    merged["config"] = {**merged.get("config", {}), **overrides}
+    if merged.get("trainer", "grpo") not in TRAINERS:
+        raise ValueError(f"{path}: trainer must be one of {TRAINERS}")
+    merged["config"].setdefault("output_dir", f"runs/{merged.get('name', path.stem)}-{variant}")
+    tiny = merged.pop("tiny_base", None)
+    return Recipe(name=merged.get("name", path.stem), variant=variant, trainer=merged.get("trainer", "grpo"),
+                  model=str(merged["model"]), data=merged["data"], config=merged["config"],
+                  rewards=list(merged.get("rewards", [])),
+                  tiny_base=None if tiny is None else TinyBase(**tiny), accelerate=merged.get("accelerate"),
+                  description=merged.get("description", ""))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` merged in, mappings recursively."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def run_recipe(recipe: Recipe, progress: bool = True) -> Path:
+    """Train as the recipe says; the final model, tokenizer and per-step log go to the config's ``output_dir``."""
+    config = recipe.trainer_config()
+    model = recipe.model
+    if not Path(model).exists() and recipe.tiny_base is not None:
+        build_tiny_base(model, recipe.tiny_base, progress=progress)
+    problems = recipe.problems()
+    if recipe.trainer == "sft":
+        from .sft import train_sft
+
+        return train_sft(model, problems, config)
+    from transformers import AutoTokenizer
+
+    from .trainer import ScaffoldTrainer
+
+    rewards = reward_functions()
+    unknown = set(recipe.rewards) - set(rewards)
+    if unknown:
+        raise ValueError(f"recipe {recipe.name}: unknown rewards {sorted(unknown)} (known: {sorted(rewards)})")
+    trainer = ScaffoldTrainer(model, config, problems, AutoTokenizer.from_pretrained(model),
+                              reward_funcs=[rewards[name] for name in recipe.rewards] or None)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model(config.output_dir)
+    trainer.processing_class.save_pretrained(config.output_dir)
+    trainer.save_state()  # trainer_state.json: the per-step log, hint statistics included
+    return Path(config.output_dir)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (values read as YAML: numbers, booleans, lists) into a mapping."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def launch_command(recipe: Recipe, argv: list[str]) -> list[str]:
+    """The ``accelerate launch`` command that reruns ``scaffoldrl <argv>`` on the recipe's GPUs."""
+    import sys
+
+    if not recipe.accelerate:
+        raise ValueError(f"recipe {recipe.name}/{recipe.variant} names no accelerate config")
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", recipe.accelerate,
+            "-m", "scaffoldrl", *argv]

@@ -1,0 +1,240 @@
+"""The scaffolded GRPO trainer on a tiny model: masks, rounds, loss terms, checkpoints, recipes, and the TRL hooks."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import trl
+from transformers import AutoTokenizer
+from trl import GRPOConfig, GRPOTrainer
+from typer.testing import CliRunner
+
+from scaffoldrl import domain
+from scaffoldrl.adaptive import cold_start_rate, fit_three_pl, next_rate
+from scaffoldrl.cli import app
+from scaffoldrl.hints import HINTED, ON_POLICY, Reference, response_prefix
+from scaffoldrl.recipes import load_recipe
+from scaffoldrl.trainer import KINDS, POLICY_STATE, ScaffoldConfig, ScaffoldTrainer
+from scaffoldrl.verify import get_grader
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+PROBLEMS = domain.generate(2, (3, 4), seed=0)  # 4 hard problems of 3-6 steps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and far faster than on two when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny(tiny_model_path) -> str:
+    return str(tiny_model_path)
+
+
+def make_trainer(path: str, out: Path, problems=PROBLEMS, reward_funcs=None, **config) -> ScaffoldTrainer:
+    args = dict(output_dir=str(out), num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
+                max_steps=2, learning_rate=1e-3, beta=0.0, bf16=False, use_cpu=True, gradient_checkpointing=False,
+                report_to="none", logging_steps=1, save_strategy="no", dataloader_num_workers=0, seed=0)
+    return ScaffoldTrainer(path, ScaffoldConfig(**{**args, **config}), problems,
+                           AutoTokenizer.from_pretrained(path), reward_funcs=reward_funcs)
+
+
+def generation_batch(trainer: ScaffoldTrainer):
+    """One generation batch as training sees it: the dataset rows and what TRL hands to the loss."""
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which these tests bypass
+    rows = next(iter(trainer.get_train_dataloader()))
+    return rows, trainer._generate_and_score_completions(rows)
+
+
+def test_trl_hooks_have_not_moved():
+    """Fails loudly when a TRL upgrade moves a private hook the trainer relies on."""
+    assert trl.__version__.startswith("1.16."), "hooks verified on TRL 1.16 only: re-check trainer.py"
+    params = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
+    assert "rollout_func" in params(GRPOTrainer.__init__)
+    assert params(GRPOTrainer._generate_and_score_completions) == ["self", "inputs"]
+    assert params(GRPOTrainer._generate_single_turn)[:5] == [
+        "self", "prompt_ids", "images", "multimodal_fields", "num_generations"]
+    assert params(GRPOTrainer._tokenize_prompts) == ["self", "prompts"]
+    assert params(GRPOTrainer._compute_loss) == ["self", "model", "inputs"]
+    assert params(GRPOTrainer._log_metric) == ["self", "name", "value"]
+    assert params(GRPOTrainer._save_checkpoint) == ["self", "model", "trial"]
+    assert params(GRPOTrainer._load_optimizer_and_scheduler) == ["self", "checkpoint"]
+    generate = inspect.getsource(GRPOTrainer._generate)
+    assert "self.rollout_func(prompts, self)" in generate
+    assert 'extra_fields.pop("env_mask", None)' in generate  # env_mask becomes the tool mask
+    score = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    assert 'output["tool_mask"] = tool_mask' in score and "inp[key] = values[i]" in score
+    assert 'self.scale_rewards != "none"' in score  # Dr.GRPO: no std division
+    loss = inspect.getsource(GRPOTrainer._compute_loss)
+    assert loss.count("self._get_per_token_logps_and_entropies(") == 1  # the one forward the imitation term reuses
+    assert 'completion_mask * inputs["tool_mask"]' in loss
+    assert "if advantages.dim() == 1:" in loss  # (B, T) advantages pass through: the token-weight hook
+    assert "return logps, entropies, aux_loss" in inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert {"scale_rewards", "loss_type", "num_generations", "steps_per_generation"} <= set(
+        GRPOConfig.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("unit", ["steps", "tokens"])
+def test_masks_cover_exactly_the_hint_tokens(tiny, tmp_path, unit):
+    """Forced hint tokens get hint_mask 1 and env_mask 0; every generated token the reverse."""
+    trainer = make_trainer(tiny, tmp_path, policy="seele", rounds=2, hint_unit=unit)
+    rows, out = generation_batch(trainer)
+    tok = trainer.processing_class
+    hinted = 0
+    for b, row in enumerate(rows):
+        ref = Reference(trainer.problems[row["problem_id"]], unit, tok)
+        text = response_prefix(ref.prefix(ref.units_for(row["hint_rate"])))
+        forced = tok.encode(text, add_special_tokens=False)
+        real = out["completion_mask"][b].bool()
+        hint, env = out["hint_mask"][b][real].tolist(), out["tool_mask"][b][real].tolist()
+        assert hint == [1] * len(forced) + [0] * (len(hint) - len(forced))
+        assert env == [1 - h for h in hint]
+        assert out["completion_ids"][b][: len(forced)].tolist() == forced and tok.decode(forced) == text
+        assert KINDS[out["kinds"][b]] == row["kind"] == (HINTED if forced else ON_POLICY)
+        hinted += bool(forced)
+    assert hinted >= len(rows) // 2  # the first round is all cold-start hints
+
+
+def test_no_hint_policy_trains_every_completion_token(tiny, tmp_path):
+    trainer = make_trainer(tiny, tmp_path, policy="none")
+    rows, out = generation_batch(trainer)
+    assert out["hint_mask"].sum() == 0 and torch.equal(out["tool_mask"] * out["completion_mask"],
+                                                        out["completion_mask"])
+    assert {r["kind"] for r in rows} == {ON_POLICY} and {r["hint_rate"] for r in rows} == {0.0}
+
+
+def test_rounds_refit_between_rounds_and_form_one_dr_grpo_group(tiny, tmp_path):
+    """Round 1's rate is the 3PL refit on round 0's graded accuracy; the advantage is r − mean over all m·n."""
+    length = lambda completions, **kw: [float(len(c[0]["content"])) for c in completions]  # noqa: E731
+    trainer = make_trainer(tiny, tmp_path, reward_funcs=[length], policy="seele", rounds=2, scale_rewards="none")
+    rows, out = generation_batch(trainer)
+    tok = trainer.processing_class
+    for g in range(0, len(rows), 4):
+        group, ref = rows[g:g + 4], Reference(trainer.problems[rows[g]["problem_id"]])
+        first, second = group[:2], group[2:]
+        assert first[0]["hint_rate"] == ref.plan(ref.units_for(cold_start_rate(ref.n_steps))).rate
+        assert len({r["hint_rate"] for r in first}) == 1 and len({r["hint_rate"] for r in second}) == 1
+        texts = tok.batch_decode(out["completion_ids"][g:g + 2], skip_special_tokens=True)
+        accuracy = sum(v.correct is True for v in get_grader().grade_batch([(t, group[0]["answer"]) for t in texts])) / 2
+        refit = next_rate(fit_three_pl([first[0]["hint_rate"]], [accuracy]), 0.5)
+        assert second[0]["hint_rate"] == ref.plan(ref.units_for(refit)).rate
+        rewards = torch.tensor(length([[{"content": t}] for t in tok.batch_decode(
+            out["completion_ids"][g:g + 4] * out["completion_mask"][g:g + 4], skip_special_tokens=True)]))
+        assert out["advantages"][g:g + 4] == pytest.approx((rewards - rewards.mean()).tolist(), abs=1e-4)
+
+
+def test_imitation_term_reuses_the_loss_forward_pass(tiny, tmp_path):
+    """With zero advantages the loss is exactly γ · mean NLL of the hint tokens, from one forward pass."""
+    trainer = make_trainer(tiny, tmp_path, policy="seele", imitation_coef=0.5, temperature=1.0)
+    _, out = generation_batch(trainer)
+    out["advantages"] = torch.zeros_like(out["advantages"])
+    calls = []
+    handle = trainer.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        loss = trainer.compute_loss(trainer.model, out)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    with torch.no_grad():
+        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+        logits = trainer.model(input_ids=ids, attention_mask=torch.cat(
+            [out["prompt_mask"], out["completion_mask"]], dim=1)).logits
+        width = out["completion_ids"].size(1)
+        logps = torch.log_softmax(logits[:, -width - 1:-1], dim=-1).gather(
+            -1, out["completion_ids"][..., None])[..., 0]
+    hint = out["hint_mask"]
+    assert hint.sum() > 0
+    assert loss.item() == pytest.approx(0.5 * (-(logps * hint).sum() / hint.sum()).item(), rel=1e-4)
+
+
+def test_token_weights_scale_the_policy_gradient_per_token(tiny, tmp_path):
+    trainer = make_trainer(tiny, tmp_path, policy="none", imitation_coef=0.0)
+    _, out = generation_batch(trainer)
+    out["advantages"] = torch.linspace(-1.0, 1.0, len(out["advantages"]))
+    loss = lambda **change: trainer.compute_loss(trainer.model, {**out, **change}).item()  # noqa: E731
+    base = loss()
+    assert base != 0.0
+    assert loss(token_weights=2 * out["token_weights"]) == pytest.approx(2 * base, rel=1e-5)
+    keep = (torch.arange(len(out["advantages"])) % 2).float()
+    assert loss(token_weights=out["token_weights"] * keep[:, None]) == pytest.approx(
+        loss(advantages=out["advantages"] * keep), rel=1e-5)
+
+
+def test_resume_restores_the_controller_state(tiny, tmp_path):
+    """A resumed SEELE run starts its next step from the rates saved in the checkpoint, as the original did."""
+
+    def run(resume=None):
+        trainer = make_trainer(tiny, tmp_path / "run", PROBLEMS[:2], policy="seele", rounds=2,  # both questions each step
+                               save_strategy="steps", save_steps=1)
+        plans, plan = [], trainer.hint_policy.plan
+
+        def record(ref, step, round, n):
+            out = plan(ref, step, round, n)
+            plans.append((step, round, ref.id, out[0].rate))
+            return out
+
+        trainer.hint_policy.plan = record
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, sorted(p for p in plans if p[0] == 1 and p[1] == 0)
+
+    _, original = run()
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    saved = json.loads((checkpoint / POLICY_STATE).read_text())["state"]["rates"]
+    assert saved and (tmp_path / "run" / "checkpoint-2" / POLICY_STATE).exists()
+    resumed_trainer, resumed = run(resume=str(checkpoint))
+    assert len(resumed) == 2 and resumed == original
+    for _, _, question, rate in resumed:
+        ref = Reference(resumed_trainer.problems[question])
+        assert rate == ref.plan(ref.units_for(saved[question])).rate
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("grpo", ["num_generations=4", "per_device_train_batch_size=8"]),
+    ("sparkle_stage1", ["num_generations=4", "per_device_train_batch_size=8"]),
+    ("sparkle_stage2_aug", ["num_generations=4", "per_device_train_batch_size=8"]),
+    ("seele", ["num_generations=8", "per_device_train_batch_size=8"]),
+    ("sft", ["per_device_train_batch_size=8"]),
+])
+def test_every_recipe_trains_two_steps_through_the_cli(tiny, tmp_path, name, overrides):
+    sets = [a for o in overrides + (["max_completion_length=12"] if name != "sft" else []) for a in ("--set", o)]
+    result = CliRunner().invoke(app, ["train", "--recipe", str(RECIPES / f"{name}.yaml"), "--model", tiny,
+                                      "--max-steps", "2", "--output-dir", str(tmp_path), *sets])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer.json").exists()
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    if name != "sft":  # every step logs the hint statistics
+        assert all("hint/zero_variance_frac" in log for log in state["log_history"][:2])
+
+
+@pytest.mark.parametrize("name", ["grpo", "sparkle_stage1", "sparkle_stage2_aug", "seele", "sft"])
+def test_paper_variants_are_valid_configs_with_the_seeds_settings(name):
+    recipe = load_recipe(RECIPES / f"{name}.yaml", "paper", {"bf16": False, "use_cpu": True})
+    config = recipe.trainer_config()  # every field known, group sizes consistent
+    assert recipe.accelerate and (RECIPES.parent / recipe.accelerate).is_file()
+    if name == "seele":
+        assert (config.rounds, config.num_generations, config.target, config.imitation_coef) == (4, 32, 0.5, 0.001)
+        assert (config.scale_rewards, config.loss_type, config.beta, config.temperature) == ("none", "dr_grpo", 0.001, 1.0)
+        assert config.max_completion_length == 2048 and config.use_vllm
+    if name.startswith("sparkle"):
+        assert (config.temperature, config.epsilon, config.entropy_coef, config.learning_rate) == (0.6, 0.2, 0.001, 1e-6)
+        assert (config.num_generations, config.max_completion_length, config.max_prompt_tokens) == (32, 3000, 1024)
+        assert config.beta == (0.01 if name == "sparkle_stage2_aug" else 0.001)
+        assert config.scale_rewards == "group"
+
+
+def test_config_rejects_rounds_that_cannot_form_groups():
+    base = dict(output_dir="unused", bf16=False, use_cpu=True, per_device_train_batch_size=8)
+    with pytest.raises(ValueError, match="must divide"):
+        ScaffoldConfig(**base, policy="seele", num_generations=8, rounds=3)
+    with pytest.raises(ValueError, match="adaptive"):
+        ScaffoldConfig(**base, policy="pss", num_generations=8, rounds=2)
