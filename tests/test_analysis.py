@@ -53,6 +53,8 @@ def test_conditions_use_sparkles_sentences_and_chains_carry_earlier_answers():
     assert chain_question(p, 1, ["2"]) == "Find d.\n\nQ1: What is a?\nA1: 2\nQ2: Let a be the answer to Q1. What is b?"
     with pytest.raises(ValueError):
         condition_question(p, "hints")
+    with pytest.raises(ValueError, match="unknown condition"):
+        analyze(Scripted([p], lambda *a: True), "scripted", "synth", PROTOCOL, "unused", conditions=["plain", "hints"])
 
 
 def test_analysis_scores_deltas_and_chains_on_the_embedded_domain(tmp_path):

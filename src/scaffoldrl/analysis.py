@@ -22,7 +22,7 @@ import numpy as np
 
 from . import metrics
 from .benchmarks import load_benchmark, read_benchmark_file, subset
-from .evaluate import Protocol, _level, make_task, open_run, run_tasks, summarize_rows
+from .evaluate import Protocol, level_key, make_task, open_run, run_tasks, summarize_rows
 from .generation import Backend
 from .prompts import with_knowledge, with_plan
 from .records import Problem
@@ -78,7 +78,7 @@ def _deltas(rows: Sequence[dict], plain: Sequence[dict], protocol: Protocol) -> 
     levels = sorted({r["difficulty"] for r in rows if r.get("difficulty") is not None})
     if levels:
         out["by_difficulty"] = {
-            _level(v): _paired_delta([r for r in rows if r.get("difficulty") == v],
+            level_key(v): _paired_delta([r for r in rows if r.get("difficulty") == v],
                                      [r for r in plain if r.get("difficulty") == v], protocol) for v in levels}
     return out
 
@@ -94,6 +94,9 @@ def analyze(backend: Backend, model: str, data: str, protocol: Protocol, out: st
     from .report import analysis_report
     from .verify import get_grader
 
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        raise ValueError(f"unknown condition(s) {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
     grader = grader or get_grader()
     max_new_tokens = max_new_tokens or protocol.max_new_tokens
     name, problems = load_annotated(data)

@@ -243,7 +243,8 @@ def group_samples(rows: Iterable[dict], by: Callable[[dict], object] = lambda r:
     return dict(groups)
 
 
-def _level(value) -> str:
+def level_key(value) -> str:
+    """A difficulty as a JSON key: 3.0 -> "3", 2.5 -> "2.5"."""
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
@@ -255,7 +256,7 @@ def summarize_rows(rows: Sequence[dict], sampling: Sampling, protocol: Protocol,
                                  seed=protocol.seed)
 
     out = summary(rows) | {"sampling": asdict(sampling)}
-    for name, fieldname, fmt in (("by_difficulty", "difficulty", _level), ("by_subject", "subject", str)):
+    for name, fieldname, fmt in (("by_difficulty", "difficulty", level_key), ("by_subject", "subject", str)):
         values = sorted({r[fieldname] for r in rows if r.get(fieldname) is not None})
         if values:
             out[name] = {fmt(v): summary([r for r in rows if r.get(fieldname) == v]) for v in values}
