@@ -76,6 +76,73 @@ def data_augment(
         typer.echo("prompt lengths not checked (no --tokenizer): the engine may drop or truncate long rows")
 
 
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Argument(..., help="Records file to write (.jsonl, .parquet, or a folder for a saved dataset)."),
+    n: int = typer.Option(100, min=1, help="Problems per level."),
+    levels: str = typer.Option("1,2,3,4,5", help="Comma-separated difficulty levels (1 easiest, 5 hardest)."),
+    seed: int = typer.Option(0, help="Problem seed; the same seed and split give the same problems."),
+    split: str = typer.Option("train", help="Split name, mixed into the seed (train, test, ...)."),
+    world_seed: int = typer.Option(0, help="Which world of function tables (the domain's 'knowledge')."),
+    exclude: Path = typer.Option(None, exists=True, help="Records whose problems must not be repeated (e.g. a train split)."),
+):
+    """Write embedded-domain problems with steps, plan, knowledge and subproblem chains."""
+    from . import domain
+    from .records import read_records, write_records
+
+    try:
+        wanted = tuple(int(x) for x in levels.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {levels!r}", param_hint="--levels") from None
+    seen = {p.problem for p in read_records(exclude)} if exclude else None
+    problems = domain.generate(n, wanted, seed=seed, world=domain.World(seed=world_seed), split=split, exclude=seen)
+    write_records(problems, out)
+    typer.echo(f"{out}: {len(problems)} problems, levels {list(wanted)}")
+
+
+@app.command()
+def sft(
+    model: Path = typer.Option(..., "--model", "-m", exists=True, file_okay=False, help="Model folder to start from."),
+    data: Path = typer.Option(..., "--data", "-d", exists=True, help="Problem records with reference steps."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the fine-tuned model."),
+    epochs: float = typer.Option(2.0, min=0.01),
+    learning_rate: float = typer.Option(2e-3, "--lr"),
+    batch_size: int = typer.Option(32, min=1),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows (counted) instead of stopping at the first."),
+):
+    """Supervised fine-tuning on reference solutions (response-only loss) with TRL's SFTTrainer."""
+    from .records import read_records
+    from .sft import SFTSettings, run_sft
+
+    problems = read_records(data, skip_invalid=skip_invalid)
+    if problems.skipped:
+        typer.echo(f"skipped {len(problems.skipped)} bad rows; first: {problems.skipped[0]}")
+    run_sft(model, problems, out, SFTSettings(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size))
+    typer.echo(f"model saved to {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder; a rerun resumes finished stages."),
+):
+    """The embedded pipeline on a CPU: domain, tiny model, pretraining, SFT, and the base model's hint table."""
+    from .demo import HINTS, build_base
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    result = build_base(out, log=console.print)
+    table = Table(title="Base model: greedy accuracy on held-out problems by level and hint")
+    table.add_column("level")
+    for h in HINTS:
+        table.add_column(f"hint: {h}", justify="right")
+    for level, row in result["hint_table"].items():
+        table.add_row(level, *(f"{100 * row[h]:.0f}%" for h in HINTS))
+    console.print(table)
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in result["stage_seconds"].items())
+    console.print(f"stage times: {times}; results in {out}/base.json")
+
+
 def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: str | None, concurrency: int):
     from .generation import BackendUnavailable, load_backend
 
@@ -116,10 +183,13 @@ def eval_(
 
     if any("=" not in f for f in field):
         raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
-    summary = evaluate(_backend_options(model, backend, base_url, tokenizer, concurrency), model,
-                       [b for b in benchmarks.split(",") if b.strip()], Protocol.load(protocol), out,
-                       limit=limit, field_map=dict(f.split("=", 1) for f in field), max_new_tokens=max_new_tokens,
-                       batch_size=batch_size)
+    generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
+    try:
+        summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()], Protocol.load(protocol),
+                           out, limit=limit, field_map=dict(f.split("=", 1) for f in field),
+                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+    finally:
+        generator.close()
     run = summary.pop("_run")
     typer.echo(f"{out}: generated {run['generated']} samples, reused {run['reused']} from earlier runs")
     for name, s in summary.items():
@@ -148,9 +218,13 @@ def analyze(
     from .analysis import analyze as run_analysis
     from .evaluate import Protocol
 
-    result = run_analysis(_backend_options(model, backend, base_url, tokenizer, concurrency), model, data,
-                          Protocol.load(protocol), out, conditions=[c for c in conditions.split(",") if c.strip()],
-                          limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
+    try:
+        result = run_analysis(generator, model, data, Protocol.load(protocol), out,
+                              conditions=[c for c in conditions.split(",") if c.strip()], limit=limit,
+                              max_new_tokens=max_new_tokens, batch_size=batch_size)
+    finally:
+        generator.close()
     typer.echo(f"{out}: generated {result['_run']['generated']} samples")
     for c, s in result["conditions"].items():
         d = result["deltas"].get(c)

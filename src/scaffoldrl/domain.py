@@ -2,8 +2,10 @@
 
 A *world* (fixed by ``world_seed``) has named functions, each a permutation of
 the digits 0..9. A problem chains 2-6 steps from a start digit; each step
-either applies a function (``c = gop(b) = 8``, routine once the tables are
-memorised) or inverts one (``mip(b) = 5 so b = 2``, a search). Inverses of the
+either applies a function (``c = gop(b) = gop(4) = 8``, routine once the
+tables are memorised) or inverts one (``b such that mip(b) = a = 5 so b = 2``,
+a search). Each step opens by restating its sentence of the problem, so
+reading the problem is a copy, and the only thing to *find* is the value. Inverses of the
 *open* functions appear in the easy/medium training data; inverses of the
 *hidden* ones appear only at the hard levels, so a model that has memorised
 every forward table must guess them (1 in 10) — unless a hint reveals them.
@@ -70,6 +72,24 @@ class World:
     def invert(self, name: str, y: int) -> int:
         return self.tables[name].index(y)
 
+    def facts(self, repeats: int = 1, seed: int = 0) -> list[str]:
+        """The world's knowledge as step-shaped lines: every forward value, open inverses only.
+
+        A base model is pretrained on these (a real base model has read its
+        facts somewhere too); hidden inverses are left for RL to discover.
+        """
+        rng = random.Random(f"facts-{self.seed}-{seed}")
+        lines = []
+        for _ in range(repeats):
+            for name in NAMES:
+                for x in range(DIGITS):
+                    v = rng.choice(VARS)
+                    lines.append(f"{v} = {name}({x}) = {self.apply(name, x)}")
+                    if name in self.open:
+                        lines.append(f"{v} such that {name}({v}) = {self.apply(name, x)} so {v} = {x}")
+        rng.shuffle(lines)
+        return lines
+
     def describe(self, name: str) -> str:
         pairs = ", ".join(f"{name}({x}) = {y}" for x, y in enumerate(self.tables[name]))
         return f"{name} is a function on the digits 0-9: {pairs}."
@@ -108,14 +128,16 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
             target = value
             value = world.invert(name, target)
             sentences.append(f"Find {v} such that {name}({v}) = {prev}.")
-            steps.append(f"{name}({v}) = {target} so {v} = {value}")
+            given = "" if i == 0 else f" = {target}"
+            steps.append(f"{v} such that {name}({v}) = {prev}{given} so {v} = {value}")
             plan.append(f"{i + 1}. Find {v} by inverting {name}.")
             question = f"Find {v} such that {name}({v}) = {{x}}."
         else:
             arg = value
             value = world.apply(name, arg)
             sentences.append(f"Let {v} = {name}({prev}).")
-            steps.append(f"{v} = {name}({arg}) = {value}")
+            given = "" if i == 0 else f" = {name}({arg})"
+            steps.append(f"{v} = {name}({prev}){given} = {value}")
             plan.append(f"{i + 1}. Compute {v} by applying {name}.")
             question = f"What is {v} = {name}({{x}})?"
         if i == 0:

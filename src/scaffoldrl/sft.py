@@ -40,18 +40,39 @@ def sft_dataset(problems: Sequence[Problem], tokenizer):
 def run_sft(model_path: str | Path, problems: Sequence[Problem], out: str | Path,
             settings: SFTSettings | None = None, progress: bool = True) -> Path:
     """Fine-tune the model at ``model_path`` on ``problems`` on the CPU and save the result to ``out``."""
+    return train_sft(model_path, problems, _cpu_config(out, settings or SFTSettings(), progress))
+
+
+def _cpu_config(out, settings: SFTSettings, progress: bool, completion_only_loss: bool = True):
     from trl import SFTConfig
 
-    settings = settings or SFTSettings()
-    config = SFTConfig(
+    return SFTConfig(
         output_dir=str(out), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
         warmup_steps=settings.warmup_steps, lr_scheduler_type="cosine", seed=settings.seed,
-        completion_only_loss=True, bf16=False, use_cpu=True, gradient_checkpointing=False,
+        completion_only_loss=completion_only_loss, bf16=False, use_cpu=True, gradient_checkpointing=False,
         save_strategy="no", report_to="none", logging_steps=20, disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
-    return train_sft(model_path, problems, config)
+
+
+def pretrain_text(model_path: str | Path, texts: Sequence[str], out: str | Path,
+                  settings: SFTSettings | None = None, progress: bool = True) -> Path:
+    """Plain language modelling on ``texts`` (loss on every token): the embedded base model's "pretraining"."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    settings = settings or SFTSettings()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    model = AutoModelForCausalLM.from_pretrained(str(model_path))
+    config = _cpu_config(out, settings, progress, completion_only_loss=False)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_dict({"text": list(texts)}),
+                         processing_class=tokenizer)
+    trainer.train()
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    return Path(out)
 
 
 def train_sft(model_path: str | Path, problems: Sequence[Problem], config) -> Path:

@@ -1,0 +1,78 @@
+import re
+
+from scaffoldrl import domain, tinymodel
+
+
+def test_generation_is_deterministic_and_splits_are_disjoint():
+    a = domain.generate(20, seed=3)
+    assert a == domain.generate(20, seed=3)
+    assert a != domain.generate(20, seed=4)
+    test = domain.generate(20, seed=3, split="test", exclude={p.problem for p in a})
+    assert not {p.problem for p in a} & {p.problem for p in test}
+
+
+def test_annotations_agree_with_the_world():
+    world = domain.World()
+    for p in domain.generate(30, seed=1):
+        # each subproblem's answer is its step's result, and the final step gives the answer
+        results = [re.search(r"= (\d)$", s).group(1) for s in p.steps]
+        assert [s.answer for s in p.subproblems] == results
+        assert results[-1] == p.answer
+        # the problem text never states an intermediate result; the plan neither
+        start = re.findall(r"\d", p.problem)
+        assert len(start) == 1
+        assert not re.search(r"\d", re.sub(r"^\d+\. ", "", p.plan, flags=re.M))
+        # the steps follow the tables; inverse steps sit where meta says and never last
+        value = int(start[0])
+        for i, step in enumerate(p.steps):
+            inv = re.fullmatch(r"\w such that (\w+)\(\w\) = (?:\w = )?(\d) so \w = (\d)", step)
+            fwd = re.fullmatch(r"\w = (\w+)\(\w\) = \w+\((\d)\) = (\d)|\w = (\w+)\((\d)\) = (\d)", step)
+            if inv:
+                name, target, x = inv.group(1), int(inv.group(2)), int(inv.group(3))
+                assert target == value and world.apply(name, x) == target
+                value = x
+            else:
+                name, arg, y = [g for g in fwd.groups() if g is not None]
+                arg, y = int(arg), int(y)
+                assert arg == value and world.apply(name, arg) == y
+                value = y
+            assert bool(inv) == (i in p.meta["inverse_steps"])
+        assert len(p.steps) - 1 not in p.meta["inverse_steps"]
+
+
+def test_levels_count_hidden_inverses_not_length():
+    problems = domain.generate(50, seed=2)
+    hidden = {1: 0, 2: 0, 3: 1, 4: 2, 5: 3}
+    for p in problems:
+        assert p.meta["hidden_inverses"] == hidden[int(p.difficulty)]
+    lengths = {lvl: {len(p.steps) for p in problems if p.difficulty == lvl} for lvl in (2, 3, 4)}
+    assert lengths[2] & lengths[3] & lengths[4], "step counts must overlap across levels"
+
+
+def test_facts_hold_forward_tables_and_open_inverses_only():
+    world = domain.World()
+    facts = world.facts()
+    inverted = {re.search(r"(\w+)\(", f).group(1) for f in facts if " so " in f}
+    assert inverted == set(world.open) and not inverted & set(world.hidden)
+    assert len([f for f in facts if " so " not in f]) == len(domain.NAMES) * domain.DIGITS
+
+
+def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
+    import torch
+
+    texts = [domain.completion_text(p.steps, p.answer) for p in domain.generate(20)]
+    tok = tinymodel.train_tokenizer(texts, vocab_size=300)
+    for text in texts[:5] + ["héllo $\\frac{1}{2}$ ∑ 12345 \x00 🙂"]:
+        assert tok.decode(tok(text).input_ids) == text
+    assert all(len(t) == 1 for t in tok.tokenize("9876543210"))  # one token per digit
+    config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                       num_attention_heads=2, num_key_value_heads=1)
+    model = tinymodel.build_tiny_model(tok, config)
+    path = tinymodel.save(model, tok, tmp_path / "tiny")
+    loaded, tok2 = tinymodel.load(path)
+    assert loaded.config.model_type == "qwen2" and tok2.chat_template == tok.chat_template
+    ids = torch.tensor([tok("a = zap(3) = 5").input_ids])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    prompt = tok2.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
