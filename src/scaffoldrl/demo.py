@@ -34,16 +34,16 @@ class DemoConfig:
 
     seed: int = 0
     world_seed: int = 0
-    train_per_level: int = 1500
+    train_per_level: int = 2500
     """SFT problems per level (levels 1 and 2)."""
     test_per_level: int = 40
     """Held-out problems per level (all levels)."""
-    fact_repeats: int = 200
+    fact_repeats: int = 100
     """Passes over the world's facts in pretraining."""
-    pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=1, learning_rate=3e-3, batch_size=128))
-    sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=3, learning_rate=2e-3))
+    pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=1, learning_rate=1e-3, batch_size=128))
+    sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=5, learning_rate=1e-3))
     model: tinymodel.TinyModelConfig = field(default_factory=lambda: tinymodel.TinyModelConfig(
-        vocab_size=512, hidden_size=128, intermediate_size=384, num_hidden_layers=3))
+        vocab_size=512, hidden_size=256, intermediate_size=768, num_hidden_layers=3))
     max_new_tokens: int = 96
 
 
