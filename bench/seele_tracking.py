@@ -8,12 +8,18 @@ Warm-up is the first epoch: until every question has been visited once (its
 first visit starts cold, at all-but-the-last step). Also prints the time share
 of the extra rounds (rounds 1..m−1) in a SEELE step.
 
-Run: python bench/seele_tracking.py [--model runs/tiny-base] [--steps 30] [--set KEY=VALUE ...]
+The model is the tiny base of bench/tiny_base.py, whose accuracy grows with
+the hint gradually (a model trained to zero loss answers every sample of a
+question alike, so a question's accuracy can only be 0 or 1).
+
+Run: python bench/seele_tracking.py [--model runs/tiny-base-192x3s] [--steps 30] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import statistics
@@ -31,19 +37,22 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 def train(name: str, out: Path, overrides: dict):
     """Run a tiny recipe; its per-step logs and the recipe."""
     recipe = load_recipe(RECIPES / f"{name}.yaml", "tiny", {**overrides, "output_dir": str(out / name)})
-    run_recipe(recipe, progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints every step's log; the table below has them
+        run_recipe(recipe)
     state = json.loads((out / name / "trainer_state.json").read_text())
     return [log for log in state["log_history"] if "hint/mean_accuracy" in log], recipe
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/tiny-base")
+    parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not Path(args.model).exists():
+        raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
     overrides = {"model": args.model, "max_steps": args.steps, "save_strategy": "no", "disable_tqdm": True,
                  **parse_overrides(args.sets)}
     started = time.perf_counter()

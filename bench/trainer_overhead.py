@@ -7,12 +7,15 @@ round, the hint statistics) and our loss additions. Runs alternate
 plain/ours to spread machine load evenly; each run's first step (warm-up) is
 dropped and the median step time (TRL's ``step_time``) is compared.
 
-Run: python bench/trainer_overhead.py [--model runs/tiny-base] [--steps 8] [--repeats 3]
+Run: python bench/trainer_overhead.py [--model runs/tiny-base-192x3s] [--steps 8] [--repeats 3]
+(the model: python bench/tiny_base.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import tempfile
 import time
@@ -25,7 +28,6 @@ from trl import GRPOConfig, GRPOTrainer
 
 from scaffoldrl import domain
 from scaffoldrl.hints import HintPolicy
-from scaffoldrl.recipes import TinyBase, build_tiny_base
 from scaffoldrl.rewards import correctness_reward
 from scaffoldrl.trainer import ScaffoldConfig, ScaffoldTrainer
 
@@ -38,20 +40,21 @@ def settings(out: str, steps: int) -> dict:
 
 
 def step_times(trainer) -> list[float]:
-    trainer.train()
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints every step's log
+        trainer.train()
     return [log["step_time"] for log in trainer.state.log_history if "step_time" in log][1:]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/tiny-base")
+    parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not Path(args.model).exists():
-        build_tiny_base(args.model, TinyBase())
+        raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     problems = domain.generate(8, (2, 3), seed=0)
     rows = Dataset.from_list([r.to_dict() for r in HintPolicy().rows(problems).rows])

@@ -17,7 +17,7 @@ from scaffoldrl import domain
 from scaffoldrl.adaptive import cold_start_rate, fit_three_pl, next_rate
 from scaffoldrl.cli import app
 from scaffoldrl.hints import HINTED, ON_POLICY, Reference, response_prefix
-from scaffoldrl.recipes import load_recipe
+from scaffoldrl.recipes import launch_command, load_recipe
 from scaffoldrl.trainer import KINDS, POLICY_STATE, ScaffoldConfig, ScaffoldTrainer
 from scaffoldrl.verify import get_grader
 
@@ -238,3 +238,13 @@ def test_config_rejects_rounds_that_cannot_form_groups():
         ScaffoldConfig(**base, policy="seele", num_generations=8, rounds=3)
     with pytest.raises(ValueError, match="adaptive"):
         ScaffoldConfig(**base, policy="pss", num_generations=8, rounds=2)
+
+
+def test_launch_reruns_the_command_under_accelerate_with_the_recipes_config():
+    paper = load_recipe(RECIPES / "seele.yaml", "paper")
+    argv = ["train", "--recipe", "seele", "--variant", "paper"]
+    command = launch_command(paper, argv)
+    assert command[1:6] == ["-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/zero2.yaml", "-m"]
+    assert command[6:] == ["scaffoldrl", *argv]
+    with pytest.raises(ValueError, match="no accelerate config"):
+        launch_command(load_recipe(RECIPES / "seele.yaml", "tiny"), argv)

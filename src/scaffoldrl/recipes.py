@@ -8,12 +8,13 @@ differs; a variant's mappings are merged into the shared ones::
     rewards: [correctness]
     config: {policy: seele, rounds: 4, ...}      # ScaffoldConfig / SFTConfig fields
     variants:
-      tiny:  {model: runs/tiny-base, tiny_base: {...}, data: {domain: {...}}, config: {...}}
+      tiny:  {model: runs/demo/models/base, demo: runs/demo, data: {domain: {...}}, config: {...}}
       paper: {model: Qwen/Qwen2.5-1.5B, data: {records: ...}, accelerate: recipes/accelerate/zero2.yaml, config: {...}}
 
 ``data`` is ``{domain: {n, levels, seed}}`` (the embedded domain) or
-``{records: PATH}`` (problem records). ``tiny_base`` builds the tiny model at
-``model`` when that folder does not exist yet (see :class:`TinyBase`).
+``{records: PATH}`` (problem records). ``demo`` names the folder of the demo
+pipeline (:func:`scaffoldrl.demo.build_base`), which builds the tiny base
+model when ``model`` does not exist yet.
 """
 
 from __future__ import annotations
@@ -41,40 +42,6 @@ def reward_functions() -> dict[str, Any]:
 
 
 @dataclass
-class TinyBase:
-    """How the tiny base model of the CPU recipes is made: a local tokenizer, a tiny Qwen2, an SFT warm start.
-
-    The warm start covers the easy levels only, so that the hard levels (hidden
-    inverses) are unsolvable without hints: the regime hint scaffolding is for.
-    """
-
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    sft_problems: int = 300
-    sft_levels: list[int] = field(default_factory=lambda: [1, 2])
-    sft_epochs: float = 8.0
-    seed: int = 0
-
-
-def build_tiny_base(path: str | Path, spec: TinyBase | None = None, progress: bool = False) -> Path:
-    """Make the tiny base model at ``path`` (minutes on a laptop CPU); nothing is downloaded."""
-    from . import domain, tinymodel
-    from .prompts import sparkle_prompt
-    from .sft import SFTSettings, run_sft
-
-    spec = spec or TinyBase()
-    path = Path(path)
-    corpus = domain.generate(50, seed=spec.seed + 1, split="tokenizer")
-    tokenizer = tinymodel.train_tokenizer(
-        [sparkle_prompt(p.problem) + domain.completion_text(p.steps, p.answer) for p in corpus])
-    size = tinymodel.TinyModelConfig(hidden_size=spec.hidden_size, intermediate_size=3 * spec.hidden_size,
-                                     num_hidden_layers=spec.num_hidden_layers, seed=spec.seed)
-    init = tinymodel.save(tinymodel.build_tiny_model(tokenizer, size), tokenizer, path.with_name(path.name + "-init"))
-    problems = domain.generate(spec.sft_problems, tuple(spec.sft_levels), seed=spec.seed)
-    return run_sft(init, problems, path, SFTSettings(epochs=spec.sft_epochs, seed=spec.seed), progress=progress)
-
-
-@dataclass
 class Recipe:
     """One variant of a recipe, resolved: everything ``scaffoldrl train`` needs."""
 
@@ -85,7 +52,7 @@ class Recipe:
     data: dict[str, Any]
     config: dict[str, Any]
     rewards: list[str] = field(default_factory=list)
-    tiny_base: TinyBase | None = None
+    demo: str | None = None
     accelerate: str | None = None
     description: str = ""
 
@@ -139,11 +106,10 @@ def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, 
     if merged.get("trainer", "grpo") not in TRAINERS:
         raise ValueError(f"{path}: trainer must be one of {TRAINERS}")
     merged["config"].setdefault("output_dir", f"runs/{merged.get('name', path.stem)}-{variant}")
-    tiny = merged.pop("tiny_base", None)
     return Recipe(name=merged.get("name", path.stem), variant=variant, trainer=merged.get("trainer", "grpo"),
                   model=str(merged["model"]), data=merged["data"], config=merged["config"],
                   rewards=list(merged.get("rewards", [])),
-                  tiny_base=None if tiny is None else TinyBase(**tiny), accelerate=merged.get("accelerate"),
+                  demo=merged.get("demo"), accelerate=merged.get("accelerate"),
                   description=merged.get("description", ""))
 
 
@@ -155,12 +121,14 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def run_recipe(recipe: Recipe, progress: bool = True) -> Path:
+def run_recipe(recipe: Recipe) -> Path:
     """Train as the recipe says; the final model, tokenizer and per-step log go to the config's ``output_dir``."""
     config = recipe.trainer_config()
     model = recipe.model
-    if not Path(model).exists() and recipe.tiny_base is not None:
-        build_tiny_base(model, recipe.tiny_base, progress=progress)
+    if not Path(model).exists() and recipe.demo is not None:
+        from .demo import build_base
+
+        build_base(recipe.demo)
     problems = recipe.problems()
     if recipe.trainer == "sft":
         from .sft import train_sft
