@@ -57,6 +57,8 @@ def test_clean_answer():
     "1," * 50000,
 ])
 def test_extraction_is_linear_on_adversarial_text(text):
+    # A guard, not a speed target: quadratic work on these inputs takes minutes, linear work milliseconds,
+    # so a generous bound separates them even on a loaded CI machine (bench/verify_speed.py has the speed).
     start = time.perf_counter()
     extract_answer(text, fallback_last_number=True)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 10

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .prompts import KNOWLEDGE_HINT, PLAN_HINT, SPARKLE_INSTRUCTION
-
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -40,7 +38,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
     Byte-level means any text — a real benchmark included — round-trips, so
     the tiny model can be run on MATH500 for plumbing checks.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -55,9 +53,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
-    # The seeds' fixed prompt sentences become one token each: the text stays
-    # verbatim, but a tiny model on a CPU does not pay for ~80 tokens per prompt.
-    fast.add_tokens([AddedToken(s, normalized=False) for s in (SPARKLE_INSTRUCTION, PLAN_HINT, KNOWLEDGE_HINT)])
     return fast
 
 
