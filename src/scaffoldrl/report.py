@@ -104,10 +104,13 @@ def line_plot(path: str | Path, series: dict[str, tuple[Sequence, Sequence]], *,
         ax.plot(list(xs), [100 * y for y in ys], marker="o", label=label)
     if log2_x:
         ax.set_xscale("log", base=2)
+        ticks = sorted({x for xs, _ in series.values() for x in xs})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0, 100))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
