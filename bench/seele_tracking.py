@@ -12,7 +12,7 @@ The model is the tiny base of bench/tiny_base.py, whose accuracy grows with
 the hint gradually (a model trained to zero loss answers every sample of a
 question alike, so a question's accuracy can only be 0 or 1).
 
-Run: python bench/seele_tracking.py [--model runs/tiny-base-192x3s] [--steps 30] [--set KEY=VALUE ...]
+Run: python bench/seele_tracking.py [--model runs/tiny-base-192x3s] [--steps 30] [--set hint_unit=steps ...]
 """
 
 from __future__ import annotations
