@@ -13,19 +13,18 @@ import fcntl
 import json
 import os
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import yaml
-from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from . import metrics
 from .benchmarks import load_benchmark, subset
 from .generation import Backend, SamplingConfig, sample_seed
+from .progress import progress_bar
 from .prompts import sparkle_user_turn
 from .records import Problem
 
@@ -203,16 +202,6 @@ class SampleStore:
         self.close()
 
 
-@contextmanager
-def _bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    if not enabled or total == 0:
-        yield lambda n: None
-        return
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def run_tasks(tasks: Iterable[Task], backend: Backend, store: SampleStore, grader, *, max_new_tokens: int,
               batch_size: int = 64, progress: bool = True, label: str = "sampling") -> int:
     """Draw every task not yet in ``store``, saving each chunk as soon as it is graded; returns how many.
@@ -222,7 +211,7 @@ def run_tasks(tasks: Iterable[Task], backend: Backend, store: SampleStore, grade
     """
     pending = sorted((t for t in tasks if t.key not in store),
                      key=lambda t: (t.sampling.temperature, t.sampling.top_p, len(t.prompt)))
-    with _bar(progress, len(pending), label) as advance:
+    with progress_bar(progress, len(pending), label) as advance:
         for (temperature, top_p), group in groupby(pending, key=lambda t: (t.sampling.temperature, t.sampling.top_p)):
             group = list(group)
             config = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,

@@ -25,15 +25,14 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Sequence
 
-from rich.progress import MofNCompleteColumn, Progress
 
 from .extract import clean_answer, extract_answer, last_boxed
+from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +247,7 @@ class Grader:
         """Verdicts for (completion, gold) pairs, in order; deterministic up to timeouts."""
         answers = [extract_answer(completion_text(c), self.fallback_last_number) for c, _ in pairs]
         keys = [(gold_answer(g), a) if a is not None else None for (_, g), (a, _) in zip(pairs, answers)]
-        with _progress(progress, len(pairs)) as advance:
+        with progress_bar(progress, len(pairs), "grading") as advance:
             advance(keys.count(None))
             results = self._resolve(keys, advance)
         verdicts = [self._verdict(a, rule, results.get(k)) for (a, rule), k in zip(answers, keys)]
@@ -324,17 +323,6 @@ def _same_gold_runs(keys: list[tuple[str, str]], size: int = 8) -> list[list[tup
         else:
             runs.append([key])
     return runs
-
-
-@contextmanager
-def _progress(enabled: bool, total: int):
-    """An ``advance(n)`` callback drawing a rich progress bar, or doing nothing."""
-    if not enabled:
-        yield lambda n: None
-        return
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=False) as bar:
-        task = bar.add_task("grading", total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 _shared: Grader | None = None
