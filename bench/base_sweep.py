@@ -25,7 +25,11 @@ ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--steps", type=int, default=3000)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--facts", type=float, default=0.3, help="fraction of each batch drawn from fact lines")
+ap.add_argument("--instruction", choices=["sparkle", "none"], default="sparkle",
+                help="none: the user turn is only 'User: {question} Assistant:' (does prompt length slow learning?)")
 args = ap.parse_args()
+if args.instruction == "none":
+    prompts.SPARKLE_INSTRUCTION = ""
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 torch.manual_seed(0)
