@@ -60,30 +60,24 @@ def pretrain_text(model_path: str | Path, texts: Sequence[str], out: str | Path,
                   settings: SFTSettings | None = None, progress: bool = True) -> Path:
     """Plain language modelling on ``texts`` (loss on every token): the embedded base model's "pretraining"."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
 
-    settings = settings or SFTSettings()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    model = AutoModelForCausalLM.from_pretrained(str(model_path))
-    config = _cpu_config(out, settings, progress, completion_only_loss=False)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_dict({"text": list(texts)}),
-                         processing_class=tokenizer)
-    trainer.train()
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    return Path(out)
+    config = _cpu_config(out, settings or SFTSettings(), progress, completion_only_loss=False)
+    return _train(model_path, config, lambda tokenizer: Dataset.from_dict({"text": list(texts)}))
 
 
 def train_sft(model_path: str | Path, problems: Sequence[Problem], config) -> Path:
     """Fine-tune with any TRL ``SFTConfig`` (e.g. a recipe's, on many GPUs); saves to ``config.output_dir``."""
+    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer))
+
+
+def _train(model_path: str | Path, config, make_dataset) -> Path:
+    """Load by path, train with TRL's SFTTrainer on ``make_dataset(tokenizer)``, save model, tokenizer and state."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     model = AutoModelForCausalLM.from_pretrained(str(model_path))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(problems, tokenizer),
-                         processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=make_dataset(tokenizer), processing_class=tokenizer)
     trainer.train()
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
