@@ -100,6 +100,87 @@ def data_synth(
     typer.echo(f"{out}: {len(problems)} problems, levels {list(wanted)}")
 
 
+export_app = typer.Typer(help="Hand our data, rewards and benchmarks to the tools users train and evaluate with.")
+app.add_typer(export_app, name="export")
+
+
+def _records_or_benchmark(spec: str):
+    """Problems from a records file, or a built-in benchmark by name (e.g. a validation set)."""
+    from .benchmarks import BENCHMARKS, load_benchmark
+    from .records import read_records
+
+    if not Path(spec).exists() and spec in BENCHMARKS:
+        return spec, load_benchmark(spec)[1]
+    if not Path(spec).exists():
+        raise typer.BadParameter(f"no file {spec!r} (nor a benchmark: {', '.join(BENCHMARKS)})", param_hint="--records")
+    return Path(spec).stem, list(read_records(spec))
+
+
+@export_app.command("verl")
+def export_verl(
+    records: str = typer.Option(..., "--records", "-r", help="Problem records (.jsonl, .json, .parquet, dataset folder) or a benchmark name."),
+    policy: str = typer.Option("none", help="none: one plain row per problem; pss: SPARKLE's plain row plus one row per hint level."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder: SPLIT.parquet (veRL rows) and SPLIT.json (counts, dropped rows)."),
+    tokenizer: str = typer.Option(None, "--tokenizer", "--model", help="Tokenizer (or model) path or name: prompt lengths are measured with it."),
+    max_prompt_tokens: int = typer.Option(1024, min=1, help="Rows whose prompt is longer (through the chat template) are dropped and counted."),
+    levels: int = typer.Option(4, min=1, help="pss: K hint levels per problem (SPARKLE: 4)."),
+    hide_final_step: bool = typer.Option(False, help="pss: never reveal the final step (SPARKLE reveals it at level K)."),
+    resplit: bool = typer.Option(True, help="pss: re-split solutions with fewer steps than needed (off for exact steps)."),
+    reward: str = typer.Option(None, help="binary, sparkle or sparkle_aug, written to extra_info (default: sparkle_aug for pss, else sparkle)."),
+    data_source: str = typer.Option(None, help="The rows' data_source (default: the records' name)."),
+    split: str = typer.Option("train", help="Split name: the file name and extra_info.split."),
+):
+    """Write veRL Parquet rows with SPARKLE's prompt (and PSS hint levels), for custom_reward_function pkg://scaffoldrl.integrations.verl."""
+    from .hints import PSSConfig
+    from .integrations.verl import POLICIES, export_verl as run_export
+
+    if policy not in POLICIES:
+        raise typer.BadParameter(f"expected one of {', '.join(POLICIES)}", param_hint="--policy")
+    name, problems = _records_or_benchmark(records)
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    try:
+        result = run_export(problems, out, policy=policy, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
+                            pss=PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit),
+                            data_source=data_source or name, reward=reward, split=split)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(f"{result.path}: wrote {result.rows} rows from {result.problems} problems "
+               f"(reward {result.settings['reward']}, data_source {result.settings['data_source']})")
+    if policy == "pss":
+        typer.echo(f"rows per thinking_level {result.per_level}; final step "
+                   f"{'hidden' if hide_final_step else 'revealed at the top level'}")
+    if result.checked:
+        typer.echo(f"dropped {len(result.dropped)} rows over {max_prompt_tokens} prompt tokens")
+    else:
+        typer.echo("dropped 0 rows: prompt lengths not checked (no --tokenizer); veRL may drop or truncate long rows")
+
+
+@export_app.command("lm-eval")
+def export_lm_eval(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for lm_eval --include_path: task YAMLs, utils.py, data/."),
+    protocols: str = typer.Option("sparkle,seele,greedy", help="Comma-separated presets or protocol YAML files."),
+    benchmarks: str = typer.Option(None, help="Comma-separated benchmarks or NAME=PATH (default: every built-in one)."),
+    field: list[str] = typer.Option([], help="For NAME=PATH benchmarks: OURS=THEIRS column mapping; repeatable."),
+):
+    """Write our benchmarks and protocols as lm-evaluation-harness tasks (avg@k via repeats), graded by our grader."""
+    from .integrations.lm_eval import export_lm_eval as run_export
+
+    if any("=" not in f for f in field):
+        raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
+    result = run_export(out, [p for p in protocols.split(",") if p.strip()],
+                        [b for b in benchmarks.split(",") if b.strip()] if benchmarks else None,
+                        dict(f.split("=", 1) for f in field))
+    for protocol, tasks in result["tasks"].items():
+        typer.echo(f"group {'scaffoldrl_' + protocol}: {len(tasks)} tasks ({', '.join(tasks)})")
+    typer.echo(f"data: {sum(result['data'].values())} rows in {len(result['data'])} files under {out / 'data'}")
+    typer.echo(f"run: lm_eval --model hf --model_args pretrained=MODEL --tasks scaffoldrl_sparkle "
+               f"--include_path {out} --apply_chat_template")
+
+
 @app.command()
 def sft(
     model: Path = typer.Option(..., "--model", "-m", exists=True, file_okay=False, help="Model folder to start from."),
