@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from scaffoldrl import domain
 from scaffoldrl.adaptive import cold_start_rate, fit_three_pl, next_rate
 from scaffoldrl.cli import app
-from scaffoldrl.hints import HINTED, ON_POLICY, Reference, response_prefix
+from scaffoldrl.domain import completion_text
+from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, response_prefix
 from scaffoldrl.recipes import launch_command, load_recipe
 from scaffoldrl.trainer import KINDS, POLICY_STATE, ScaffoldConfig, ScaffoldTrainer
 from scaffoldrl.verify import get_grader
@@ -78,6 +79,10 @@ def test_trl_hooks_have_not_moved():
     assert loss.count("self._get_per_token_logps_and_entropies(") == 1  # the one forward the imitation term reuses
     assert 'completion_mask * inputs["tool_mask"]' in loss
     assert "if advantages.dim() == 1:" in loss  # (B, T) advantages pass through: the token-weight hook
+    # Prefix-RFT's entropy selection changes the advantages between the forward pass and the objective
+    assert loss.index("self._get_per_token_logps_and_entropies(") < loss.index('advantages = inputs["advantages"]')
+    assert params(GRPOTrainer.get_high_entropy_mask) == ["self", "entropies", "mask", "threshold"]
+    assert '"num_items_in_batch": num_items_in_batch' in score  # LUFFY adds its off-policy tokens to the count
     assert "return logps, entropies, aux_loss" in inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
     assert {"scale_rewards", "loss_type", "num_generations", "steps_per_generation"} <= set(
         GRPOConfig.__dataclass_fields__)
@@ -197,12 +202,100 @@ def test_resume_restores_the_controller_state(tiny, tmp_path):
         assert rate == ref.plan(ref.units_for(saved[question])).rate
 
 
+def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_baseline(tiny, tmp_path):
+    """The last rollout of each group is the reference (env_mask 0, no hint); r − mean runs over all four."""
+    trainer = make_trainer(tiny, tmp_path, policy="luffy", scale_rewards="none", imitation_coef=0.0)
+    rows, out = generation_batch(trainer)
+    tok = trainer.processing_class
+    real = out["completion_mask"].bool()
+    for b, row in enumerate(rows):
+        assert row["kind"] == (OFF_POLICY if b % 4 == 3 else ON_POLICY) == KINDS[out["kinds"][b]]
+        if row["kind"] == OFF_POLICY:
+            problem = trainer.problems[row["problem_id"]]
+            trace = tok.encode(completion_text(problem.steps, problem.answer), add_special_tokens=False)
+            assert out["completion_ids"][b][real[b]].tolist() == trace + [tok.eos_token_id]
+            assert out["tool_mask"][b][real[b]].sum() == 0
+        else:
+            assert bool(out["tool_mask"][b][real[b]].all())
+    assert out["hint_mask"].sum() == 0
+    texts = tok.batch_decode(out["completion_ids"] * out["completion_mask"], skip_special_tokens=True)
+    rewards = torch.tensor([float(v.correct is True) for v in get_grader().grade_batch(
+        [(t, r["answer"]) for t, r in zip(texts, rows)])]).view(-1, 4)
+    assert rewards[:, 3].tolist() == [1.0] * len(rewards)  # the reference is right
+    assert out["advantages"].tolist() == pytest.approx((rewards - rewards.mean(1, keepdim=True)).flatten().tolist(),
+                                                       abs=1e-4)
+    assert out["num_items_in_batch"] == out["completion_mask"].sum()  # one token count over on- and off-policy
+
+
+@pytest.mark.parametrize("loss_type,normalizer", [("dr_grpo", 12.0), ("dapo", 4.0), ("grpo", 2.0)])
+def test_off_policy_term_on_two_tokens(tiny, tmp_path, loss_type, normalizer):
+    """One off-policy completion of 2 tokens with π = (0.3, 0.9) and A = 2: loss −A·(f(0.3) + f(0.9))/N, where
+    N is TRL's reduction (B·max_completion_length = 12, the 4 tokens counted, or the sequence's 2 tokens)."""
+    trainer = make_trainer(tiny, tmp_path, policy="luffy", loss_type=loss_type, imitation_coef=0.0)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    inputs = {"completion_mask": torch.ones(1, 2, dtype=torch.long), "hint_mask": torch.zeros(1, 2, dtype=torch.long),
+              "kinds": torch.tensor([KINDS.index(OFF_POLICY)]), "advantages": torch.tensor([2.0]),
+              "num_items_in_batch": torch.tensor(4.0)}
+    logps = torch.log(torch.tensor([[0.3, 0.9]])).requires_grad_()
+    loss = trainer.auxiliary_loss(inputs, logps, torch.zeros(1, 2))
+    assert loss.item() == pytest.approx(-2 * (0.75 + 0.9) / normalizer)
+    loss.backward()
+    assert logps.grad[0].tolist() == pytest.approx([-2 * 0.1875 / normalizer, -2 * 0.09 / normalizer])
+
+
+def test_prefix_rft_keeps_the_top_20_percent_entropy_prefix_tokens(tiny, tmp_path):
+    trainer = make_trainer(tiny, tmp_path, policy="prefix_rft", prefix_entropy_quantile=0.2, imitation_coef=0.0)
+    trainer.model.train()
+    # two prefix tokens (entropy 0.4, 1.2) and a generated one (0.1): the quantile ranks prefix tokens only
+    inputs = {"hint_mask": torch.tensor([[1, 1, 0]]), "tool_mask": torch.ones(1, 3, dtype=torch.long),
+              "advantages": torch.tensor([2.0])}
+    trainer._keep_high_entropy_prefix(inputs, torch.tensor([[0.4, 1.2, 0.1]]))
+    assert inputs["advantages"].tolist() == [[0.0, 2.0, 2.0]]
+    inputs = {"hint_mask": torch.ones(1, 10), "tool_mask": torch.ones(1, 10), "advantages": torch.tensor([1.0])}
+    trainer._keep_high_entropy_prefix(inputs, torch.tensor([[0.5, 2.0, 0.1, 0.3, 1.9, 0.7, 0.2, 0.9, 0.4, 0.6]]))
+    assert inputs["advantages"][0].nonzero().flatten().tolist() == [1, 4]  # 2 of 10: entropies 2.0 and 1.9
+
+
+def test_prefix_rft_prefixes_are_trained_through_trls_objective(tiny, tmp_path):
+    """Prefixed rollouts keep their prefix under the policy gradient; the loss equals TRL's with the
+    low-entropy prefix tokens weighted 0."""
+    trainer = make_trainer(tiny, tmp_path, policy="prefix_rft", hint_unit="tokens", prefix_entropy_quantile=0.2,
+                           imitation_coef=0.0)
+    rows, out = generation_batch(trainer)
+    tok = trainer.processing_class
+    real = out["completion_mask"].bool()
+    for b, row in enumerate(rows):
+        ref = Reference(trainer.problems[row["problem_id"]], "tokens", tok)
+        forced = tok.encode(response_prefix(ref.prefix(ref.units_for(0.95))), add_special_tokens=False)
+        assert row["kind"] == (HINTED if b % 4 == 3 else ON_POLICY)
+        assert out["hint_mask"][b].sum() == (len(forced) if row["kind"] == HINTED else 0)
+        assert bool(out["tool_mask"][b][real[b]].all())  # prefix and continuation both under the policy gradient
+    out["advantages"] = torch.linspace(-1.0, 1.0, len(rows))
+    with torch.no_grad():
+        _, entropies, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, torch.cat([out["prompt_ids"], out["completion_ids"]], 1),
+            torch.cat([out["prompt_mask"], out["completion_mask"]], 1), out["completion_ids"].size(1),
+            compute_entropy=True)
+    prefix = out["hint_mask"]
+    dropped = prefix.bool() & ~trainer.get_high_entropy_mask(entropies, prefix, 0.8)
+    assert 0 < dropped.sum() < prefix.sum()
+    selected = trainer.compute_loss(trainer.model, out).item()
+    trainer.args.prefix_entropy_quantile = 1.0
+    assert selected == pytest.approx(trainer.compute_loss(
+        trainer.model, {**out, "token_weights": out["token_weights"] * ~dropped}).item(), rel=1e-5)
+    assert selected != pytest.approx(trainer.compute_loss(trainer.model, out).item(), rel=1e-3)
+
+
 @pytest.mark.parametrize("name,overrides", [
     ("grpo", ["num_generations=4", "per_device_train_batch_size=8"]),
     ("sparkle_stage1", ["num_generations=4", "per_device_train_batch_size=8"]),
     ("sparkle_stage2_aug", ["num_generations=4", "per_device_train_batch_size=8"]),
     ("seele", ["num_generations=8", "per_device_train_batch_size=8"]),
     ("sft", ["per_device_train_batch_size=8"]),
+    ("uft", ["num_generations=4", "per_device_train_batch_size=8"]),
+    ("luffy", ["num_generations=4", "per_device_train_batch_size=8"]),
+    ("prefix_rft", ["num_generations=4", "per_device_train_batch_size=8"]),
 ])
 def test_every_recipe_trains_two_steps_through_the_cli(tiny, tmp_path, name, overrides):
     sets = [a for o in overrides + (["max_completion_length=12"] if name != "sft" else []) for a in ("--set", o)]
@@ -216,7 +309,8 @@ def test_every_recipe_trains_two_steps_through_the_cli(tiny, tmp_path, name, ove
         assert all("hint/zero_variance_frac" in log for log in state["log_history"][:2])
 
 
-@pytest.mark.parametrize("name", ["grpo", "sparkle_stage1", "sparkle_stage2_aug", "seele", "sft"])
+@pytest.mark.parametrize("name", ["grpo", "sparkle_stage1", "sparkle_stage2_aug", "seele", "sft", "uft", "luffy",
+                                  "prefix_rft"])
 def test_paper_variants_are_valid_configs_with_the_seeds_settings(name):
     recipe = load_recipe(RECIPES / f"{name}.yaml", "paper", {"bf16": False, "use_cpu": True})
     config = recipe.trainer_config()  # every field known, group sizes consistent
@@ -230,6 +324,21 @@ def test_paper_variants_are_valid_configs_with_the_seeds_settings(name):
         assert (config.num_generations, config.max_completion_length, config.max_prompt_tokens) == (32, 3000, 1024)
         assert config.beta == (0.01 if name == "sparkle_stage2_aug" else 0.001)
         assert config.scale_rewards == "group"
+    if name in ("uft", "luffy", "prefix_rft"):  # SEELE's data and budget, as the grpo baseline
+        grpo = load_recipe(RECIPES / "grpo.yaml", "paper", {"bf16": False, "use_cpu": True})
+        assert (recipe.model, recipe.data) == (grpo.model, grpo.data)
+        budget = ("num_generations", "per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
+                  "max_completion_length", "learning_rate", "max_steps", "temperature", "beta", "epsilon")
+        assert {k: getattr(config, k) for k in budget} == {k: getattr(grpo.trainer_config(), k) for k in budget}
+    if name == "uft":
+        assert (config.hint_unit, config.hint_high, config.hint_low, config.schedule_steps) == ("steps", 0.95, 0.05, 1600)
+        assert config.imitation_coef == 0.001
+    if name == "luffy":
+        assert (config.off_policy_gamma, config.guided_rollouts, config.imitation_coef) == (0.1, 4, 0.0)
+        assert (config.scale_rewards, config.loss_type) == ("group", "dapo")
+    if name == "prefix_rft":
+        assert (config.hint_high, config.hint_low, config.prefix_entropy_quantile) == (0.95, 0.05, 0.2)
+        assert (config.scale_rewards, config.loss_type, config.guided_rollouts) == ("none", "dr_grpo", 4)
 
 
 def test_config_rejects_rounds_that_cannot_form_groups():
@@ -238,6 +347,12 @@ def test_config_rejects_rounds_that_cannot_form_groups():
         ScaffoldConfig(**base, policy="seele", num_generations=8, rounds=3)
     with pytest.raises(ValueError, match="adaptive"):
         ScaffoldConfig(**base, policy="pss", num_generations=8, rounds=2)
+    with pytest.raises(ValueError, match="unguided rollout"):
+        ScaffoldConfig(**base, policy="luffy", num_generations=8, guided_rollouts=8)
+    with pytest.raises(ValueError, match="loss_type"):
+        ScaffoldConfig(**base, policy="luffy", num_generations=8, loss_type="bnpo")
+    with pytest.raises(ValueError, match="hint schedule"):
+        ScaffoldConfig(**base, policy="uft", num_generations=8)  # max_steps -1: no horizon
 
 
 def test_launch_reruns_the_command_under_accelerate_with_the_recipes_config():

@@ -7,9 +7,10 @@ problem's ``steps``: exact for the embedded domain, split by
 * **prompt-side** (SPARKLE PSS): appended to the user turn after
   ``" Assistant: <think>\\n"``; every hint level is its own dataset row and its
   own group, so the policy acts once, on the dataset (:meth:`HintPolicy.rows`);
-* **response-prefix** (SEELE and the baselines): the forced start of the
-  assistant turn (:func:`response_prefix`); its tokens are masked out of the
-  policy gradient, so the policy acts per rollout (:meth:`HintPolicy.plan`).
+* **response-prefix** (SEELE and the baselines of :mod:`scaffoldrl.baselines`):
+  the forced start of the assistant turn (:func:`response_prefix`); its tokens
+  are masked out of the policy gradient (except for Prefix-RFT, which trains
+  them), so the policy acts per rollout (:meth:`HintPolicy.plan`).
 
 The trainer runs the rounds; a policy only answers "what does each of the n
 rollouts of this round get" and hears back each round's accuracy through
@@ -218,6 +219,9 @@ class HintPolicy:
     """
 
     placement: ClassVar[str] = "response"
+    # forced hint tokens: out of the policy gradient (SEELE, UFT: env_mask 0, only the imitation term),
+    # or trained with the rollout's advantage like generated tokens (Prefix-RFT)
+    hints_get_policy_gradient: ClassVar[bool] = False
     target: float | None = None
 
     def __init__(self):

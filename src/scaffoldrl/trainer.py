@@ -16,9 +16,11 @@ One training step, as this file runs it inside TRL's ``GRPOTrainer``:
    the m·n (Dr.GRPO with ``scale_rewards="none"``, or divided by the std).
 4. The loss (:meth:`ScaffoldTrainer._compute_loss`) is TRL's clipped policy
    gradient over generated tokens only: forced tokens are masked out through
-   ``env_mask`` and each token's advantage is scaled by its ``token_weights``.
-   To it :meth:`ScaffoldTrainer.auxiliary_loss` adds γ·NLL of the hint tokens,
-   from the log-probabilities of the *same* forward pass.
+   ``env_mask`` (Prefix-RFT's prefixes stay in, only their highest-entropy
+   tokens keeping an advantage) and each token's advantage is scaled by its
+   ``token_weights``. To it :meth:`ScaffoldTrainer.auxiliary_loss` adds γ·NLL
+   of the hint tokens and LUFFY's shaped term on off-policy tokens, from the
+   log-probabilities of the *same* forward pass.
 5. ``policy.end_step()`` closes the step: its statistics are logged and its
    per-question state is saved with every checkpoint and restored on resume.
 
@@ -45,6 +47,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
 from .adaptive import AdaptiveConfig, SeeleAdaptive
+from .baselines import LuffyOffPolicy, PrefixRFTHints, UFTBinomialHints, shaped_ratio
 from .domain import completion_text
 from .hints import HINTED, OFF_POLICY, ON_POLICY, UNITS, HintPolicy, PSSConfig, Reference, RolloutPlan, SparklePSS, response_prefix
 from .records import Problem
@@ -53,7 +56,10 @@ from .verify import get_grader
 
 logger = logging.getLogger(__name__)
 
-POLICIES = ("none", "pss", "seele")
+POLICIES = ("none", "pss", "seele", "uft", "luffy", "prefix_rft")
+SCHEDULED = ("uft", "prefix_rft")  # policies whose hints follow a schedule over training steps
+GUIDED = ("luffy", "prefix_rft")  # policies that give the reference to some rollouts of each group
+OFF_POLICY_LOSS_TYPES = ("grpo", "dr_grpo", "dapo")  # TRL reductions the off-policy term reproduces
 KINDS = (ON_POLICY, HINTED, OFF_POLICY)  # a completion's kind is stored as its index here
 POLICY_STATE = "hint_policy.json"  # written into every checkpoint folder
 
@@ -64,7 +70,8 @@ class ScaffoldConfig(GRPOConfig):
 
     policy: str = field(default="none", metadata={
         "help": "Hint policy: 'none' (plain GRPO), 'pss' (SPARKLE's prompt-side levels 0..K, each its own "
-                "row and group) or 'seele' (response-prefix hints at an adaptive per-question rate)."})
+                "row and group), 'seele' (response-prefix hints at an adaptive per-question rate), or the "
+                "baselines 'uft', 'luffy', 'prefix_rft' (scaffoldrl.baselines)."})
     rounds: int = field(default=1, metadata={
         "help": "m: sequential sampling rounds per step, each of num_generations/m rollouts per question; the "
                 "policy refits between rounds. SEELE: 4 rounds x 8. Non-adaptive policies use 1."})
@@ -80,6 +87,19 @@ class ScaffoldConfig(GRPOConfig):
         "help": "Re-split solutions with fewer steps than levels (real data); off for exact steps (embedded domain)."})
     max_prompt_tokens: int | None = field(default=None, metadata={
         "help": "Drop (and count) training rows whose prompt is longer; SPARKLE: 1024. None keeps every row."})
+    hint_high: float = field(default=0.95, metadata={
+        "help": "Start of the hint schedule: UFT's p_high, Prefix-RFT's first prefix fraction (95%)."})
+    hint_low: float = field(default=0.05, metadata={
+        "help": "End of the hint schedule: UFT's p_low (0 after hint_schedule_steps), Prefix-RFT's last fraction (5%)."})
+    hint_schedule_steps: int | None = field(default=None, metadata={
+        "help": "Steps the cosine hint schedule spans: UFT's T_hint, Prefix-RFT's decay. None: max_steps."})
+    guided_rollouts: int = field(default=1, metadata={
+        "help": "Rollouts per group given the reference: LUFFY's off-policy traces, Prefix-RFT's prefixed rollouts."})
+    off_policy_gamma: float = field(default=0.1, metadata={
+        "help": "gamma of LUFFY's shaped ratio f(pi) = pi/(pi + gamma) that trains off-policy tokens (LUFFY: 0.1)."})
+    prefix_entropy_quantile: float = field(default=1.0, metadata={
+        "help": "Fraction of the trained prefix tokens, highest entropy first, that keep their policy gradient "
+                "(Prefix-RFT: 0.2); 1 keeps all."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -96,6 +116,21 @@ class ScaffoldConfig(GRPOConfig):
             raise ValueError(
                 f"each process must hold whole groups for its rounds: per_device_train_batch_size x "
                 f"steps_per_generation ({local}) must be a multiple of num_generations ({self.num_generations})")
+        if self.policy in SCHEDULED and self.schedule_steps < 1:
+            raise ValueError(f"policy {self.policy!r} needs hint_schedule_steps or max_steps for its hint schedule")
+        if self.policy in GUIDED and not 1 <= self.guided_rollouts < self.num_generations:
+            raise ValueError(f"guided_rollouts ({self.guided_rollouts}) must leave an unguided rollout in each "
+                             f"group of {self.num_generations}")
+        if self.policy == "luffy" and self.loss_type not in OFF_POLICY_LOSS_TYPES:
+            raise ValueError(f"LUFFY's off-policy term is reduced like TRL's loss only for loss_type in "
+                             f"{OFF_POLICY_LOSS_TYPES}, got {self.loss_type!r}")
+        if not 0.0 < self.prefix_entropy_quantile <= 1.0:
+            raise ValueError(f"prefix_entropy_quantile must be in (0, 1], got {self.prefix_entropy_quantile}")
+
+    @property
+    def schedule_steps(self) -> int:
+        """The horizon of the UFT and Prefix-RFT hint schedules."""
+        return self.hint_schedule_steps if self.hint_schedule_steps is not None else self.max_steps
 
 
 def make_policy(config: ScaffoldConfig) -> HintPolicy:
@@ -105,6 +140,12 @@ def make_policy(config: ScaffoldConfig) -> HintPolicy:
                                     resplit=config.pss_resplit))
     if config.policy == "seele":
         return SeeleAdaptive(AdaptiveConfig(target=config.target))
+    if config.policy == "uft":
+        return UFTBinomialHints(config.hint_high, config.hint_low, config.schedule_steps, seed=config.seed)
+    if config.policy == "luffy":
+        return LuffyOffPolicy(config.guided_rollouts)
+    if config.policy == "prefix_rft":
+        return PrefixRFTHints(config.hint_high, config.hint_low, config.schedule_steps, config.guided_rollouts)
     return HintPolicy()
 
 
@@ -126,12 +167,12 @@ class ScaffoldTrainer(GRPOTrainer):
     correctness by the shared grader. Pass ``model`` as a saved path: with
     ``beta > 0`` TRL rebuilds the reference model from it.
 
-    Hooks for further losses (the baselines): every completion carries its
-    ``kinds`` code (index into :data:`KINDS`), ``token_weights`` that scale its
-    per-token advantage, ``hint_mask`` (forced hint tokens) and ``env_mask``
-    (tokens under TRL's policy gradient) into ``inputs`` of the loss; override
-    :meth:`auxiliary_loss` to add terms from the per-token log-probabilities
-    and entropies of the loss's own forward pass.
+    Hooks for further losses (the baselines use them): every completion carries
+    its ``kinds`` code (index into :data:`KINDS`), ``token_weights`` that scale
+    its per-token advantage, ``hint_mask`` (forced hint tokens) and ``env_mask``
+    (tokens under TRL's policy gradient) into ``inputs`` of the loss;
+    :meth:`auxiliary_loss` adds terms from the per-token log-probabilities and
+    entropies of the loss's own forward pass.
     """
 
     def __init__(self, model: str, args: ScaffoldConfig, problems: Sequence[Problem], processing_class,
@@ -150,6 +191,7 @@ class ScaffoldTrainer(GRPOTrainer):
         self._references: dict[str, Reference] = {}
         self._rows: list[dict] | None = None  # the dataset rows of the batch being generated
         self._captured: list | None = None  # inside _compute_loss: the outputs of its forward pass
+        self._loss_inputs: dict | None = None  # inside _compute_loss: the inputs TRL's objective reads
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
             super().__init__(model=model, reward_funcs=reward_funcs or [correctness_reward], args=args,
@@ -173,6 +215,9 @@ class ScaffoldTrainer(GRPOTrainer):
         output["hint_mask"] = per_token("hint_mask", torch.long) * output["completion_mask"]
         output["token_weights"] = per_token("token_weights", torch.float32)
         output["kinds"] = torch.tensor([KINDS.index(x["kind"]) for x in inputs], device=device)
+        # LUFFY's token mean runs over on- and off-policy tokens: TRL's count (loss_type dapo) gets the off-policy ones
+        off_policy = output["completion_mask"] * (output["kinds"] == KINDS.index(OFF_POLICY))[:, None]
+        output["num_items_in_batch"] = output["num_items_in_batch"] + self.accelerator.gather(off_policy.sum()).sum()
         return output
 
     def _rollout(self, prompts: list, trainer: GRPOTrainer) -> dict[str, list]:
@@ -187,6 +232,7 @@ class ScaffoldTrainer(GRPOTrainer):
         heads = rows[::group]  # one row per question
         prompt_ids = self._tokenize_prompts(prompts[::group])[0]
         step = self.state.global_step
+        trained_hints = int(self.hint_policy.hints_get_policy_gradient)
         out: dict[str, list] = {key: [None] * len(prompts) for key in (
             "prompt_ids", "completion_ids", "logprobs", "env_mask", "hint_mask", "token_weights", "kind", "hint_rate")}
 
@@ -208,7 +254,7 @@ class ScaffoldTrainer(GRPOTrainer):
                 out["completion_ids"][slot] = forced + list(ids)
                 # vLLM's sampling log-probs; forced tokens were not sampled (None: TRL leaves them uncorrected)
                 out["logprobs"][slot] = None if logprobs is None else [None] * len(forced) + list(lps)
-                out["env_mask"][slot] = [0] * len(forced) + [1] * len(ids)
+                out["env_mask"][slot] = [trained_hints * (plan.kind == HINTED)] * len(forced) + [1] * len(ids)
                 out["hint_mask"][slot] = [int(plan.kind == HINTED)] * len(forced) + [0] * len(ids)
                 out["token_weights"][slot] = [1.0] * (len(forced) + len(ids))
                 out["kind"][slot] = plan.kind
@@ -257,7 +303,11 @@ class ScaffoldTrainer(GRPOTrainer):
         return self._generate_single_turn(prompts, None, {}, run)
 
     def _observe(self, heads: list[dict], batch: list[_Rollout], completion_ids: list) -> None:
-        """Grade one round and tell the policy each question's accuracy at the rate it got."""
+        """Grade one round and tell the policy each question's accuracy at the rate it got.
+
+        Accuracy and rate are the model's own rollouts'; LUFFY's reference traces
+        count only in the group's reward range (whether the group has variance).
+        """
         texts = self._tokenizer.batch_decode([completion_ids[b.slot] for b in batch], skip_special_tokens=True)
         verdicts = self.grader.grade_batch([(t, str(heads[b.question]["answer"])) for t, b in zip(texts, batch)])
         by_question: dict[int, list[tuple[RolloutPlan, bool]]] = {}
@@ -265,12 +315,13 @@ class ScaffoldTrainer(GRPOTrainer):
             by_question.setdefault(b.question, []).append((b.plan, verdict.correct is True))
         for j, results in by_question.items():
             row = heads[j]
-            correct = [float(c) for _, c in results]
+            own = [(p, c) for p, c in results if p.kind != OFF_POLICY]
+            correct = [float(c) for _, c in own]
             if self.hint_policy.placement == "prompt":  # the hint is in the row: its level is the rate
                 question, rate = row["id"], row["level"] / max(1, row["levels"] - 1)
             else:
-                question, rate = row["problem_id"], sum(p.rate for p, _ in results) / len(results)
-            self.hint_policy.observe(question, rate, sum(correct) / len(correct), correct)
+                question, rate = row["problem_id"], sum(p.rate for p, _ in own) / len(own)
+            self.hint_policy.observe(question, rate, sum(correct) / len(correct), [float(c) for _, c in results])
 
     def _share_rates(self, question_ids: list[str]) -> None:
         """With several processes, every process learns the rates the others just refitted."""
@@ -285,32 +336,65 @@ class ScaffoldTrainer(GRPOTrainer):
     # -- loss -----------------------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         output = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        if self._captured is not None:  # inside _compute_loss: keep the forward pass for auxiliary_loss
+        if self._loss_inputs is not None:  # inside _compute_loss: keep the forward pass for auxiliary_loss
             self._captured.append(output)
+            self._keep_high_entropy_prefix(self._loss_inputs, output[1])
         return output
 
     def _compute_loss(self, model, inputs):
-        """TRL's loss with per-token advantages A·w, plus :meth:`auxiliary_loss` on the same forward pass."""
+        """TRL's loss with per-token advantages A·w, plus :meth:`auxiliary_loss` on the same forward pass.
+
+        ``inputs`` is copied: between TRL's forward pass and its objective (which
+        reads ``advantages`` only after the forward),
+        :meth:`_keep_high_entropy_prefix` may zero the advantages of low-entropy
+        prefix tokens.
+        """
+        inputs = dict(inputs)
         weights = inputs["token_weights"]
         if not bool(torch.all(weights == 1.0)):  # unweighted batches keep TRL's (B,) advantages bit for bit
             advantages = inputs["advantages"]
-            inputs = {**inputs, "advantages": (advantages if advantages.dim() == 2 else advantages[:, None]) * weights}
-        self._captured = []
+            inputs["advantages"] = (advantages if advantages.dim() == 2 else advantages[:, None]) * weights
+        self._captured, self._loss_inputs = [], inputs
         try:
             loss = super()._compute_loss(model, inputs)
             (per_token_logps, entropies, _), = self._captured
         finally:
-            self._captured = None
+            self._captured = self._loss_inputs = None
         return loss + self.auxiliary_loss(inputs, per_token_logps, entropies)
+
+    def _keep_high_entropy_prefix(self, inputs: dict[str, Any], entropies: torch.Tensor) -> None:
+        """Prefix-RFT: of the prefix tokens under the policy gradient, only the top quantile by entropy keep it.
+
+        Training every demonstration token would be imitation; the high-entropy
+        ones are where the policy is undecided. The quantile is TRL's
+        (:meth:`get_high_entropy_mask`, over all processes), taken over prefix
+        tokens only; the others get advantage 0, as TRL's own entropy mask
+        zeroes their policy loss.
+        """
+        quantile = self.args.prefix_entropy_quantile
+        if quantile >= 1.0:
+            return
+        prefix = inputs["hint_mask"] * inputs.get("tool_mask", 1)  # forced tokens under the policy gradient
+        keep = self.get_high_entropy_mask(entropies, prefix, 1.0 - quantile)
+        advantages = inputs["advantages"]
+        advantages = advantages if advantages.dim() == 2 else advantages[:, None].expand_as(entropies)
+        inputs["advantages"] = advantages.masked_fill(prefix.bool() & ~keep, 0.0)
+        if prefix.any():
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["hint/prefix_trained_frac"].append((keep.sum() / prefix.sum()).item())
 
     def auxiliary_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor,
                        entropies: torch.Tensor) -> torch.Tensor:
-        """Loss terms beyond TRL's: here γ · mean NLL over the forced hint tokens of the micro-batch.
+        """Loss terms beyond TRL's clipped objective: the hint imitation term and LUFFY's off-policy term.
 
         ``per_token_logps`` and ``entropies`` are (B, T) over completion tokens,
         from the forward pass TRL's loss just ran (no extra pass). Scaled for
         gradient accumulation like TRL's own terms.
         """
+        return self._imitation_loss(inputs, per_token_logps) + self._off_policy_loss(inputs, per_token_logps)
+
+    def _imitation_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor) -> torch.Tensor:
+        """γ · mean NLL over the forced hint tokens of the micro-batch (SEELE's and UFT's hint log-likelihood)."""
         hint = inputs["hint_mask"]
         tokens = hint.sum()
         if self.args.imitation_coef == 0 or tokens == 0:
@@ -320,6 +404,46 @@ class ScaffoldTrainer(GRPOTrainer):
         self._metrics[mode]["hint/imitation_nll"].append(nll.item())
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         return self.args.imitation_coef * nll / accumulation
+
+    def _off_policy_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor) -> torch.Tensor:
+        """LUFFY: −A·f(π) over off-policy tokens, f(π) = π/(π + γ), reduced together with TRL's on-policy tokens.
+
+        A reference trace has no behaviour probabilities, so no clipped ratio:
+        the shaped probability takes its place (:func:`~scaffoldrl.baselines.shaped_ratio`).
+        """
+        off = inputs["completion_mask"] * (inputs["kinds"] == KINDS.index(OFF_POLICY))[:, None]
+        if not bool(off.any()):
+            return per_token_logps.new_zeros(())
+        advantages = inputs["advantages"]
+        advantages = advantages if advantages.dim() == 2 else advantages[:, None]
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["hint/off_policy_prob"].append(
+            ((per_token_logps.detach().exp() * off).sum() / off.sum()).item())
+        return self._reduce_like_trl(-shaped_ratio(per_token_logps, self.args.off_policy_gamma) * advantages, off,
+                                     inputs)
+
+    def _reduce_like_trl(self, per_token_loss: torch.Tensor, mask: torch.Tensor,
+                         inputs: dict[str, Any]) -> torch.Tensor:
+        """Reduce a per-token loss over ``mask`` as TRL reduces its policy loss for ``loss_type``.
+
+        So an added term's tokens weigh exactly like the tokens of TRL's clipped
+        objective: per sequence then per batch (grpo), over B · max length
+        (dr_grpo), or over the generation batch's token count (dapo, whose
+        count includes off-policy tokens: see :meth:`_generate_and_score_completions`).
+        """
+        mode = "train" if self.model.training else "eval"
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
+        total = per_token_loss * mask
+        if self.loss_type == "grpo":
+            return (total.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+        if self.loss_type == "dr_grpo":
+            return total.sum() / (total.size(0) * self.max_completion_length) / accumulation
+        if self.loss_type == "dapo":
+            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                normalizer = normalizer * accumulation / self.args.steps_per_generation
+            return total.sum() / normalizer
+        raise ValueError(f"no off-policy reduction for loss_type {self.loss_type!r} (use {OFF_POLICY_LOSS_TYPES})")
 
     # -- state across checkpoints ---------------------------------------------------
     def _save_checkpoint(self, model, trial):
