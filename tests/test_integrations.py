@@ -211,8 +211,9 @@ def test_verl_own_loader_when_installed():
     reward = pytest.importorskip("verl.trainer.ppo.reward", reason="veRL not installed")
     from omegaconf import OmegaConf
 
-    config = OmegaConf.create({"custom_reward_function": {"path": "pkg://scaffoldrl.integrations.verl",
-                                                          "name": "compute_score", "reward_kwargs": {}}})
+    entry = {"path": "pkg://scaffoldrl.integrations.verl", "name": "compute_score", "reward_kwargs": {}}
+    # veRL >= 0.9 reads reward.custom_reward_function, earlier versions the top-level key
+    config = OmegaConf.create({"custom_reward_function": entry, "reward": {"custom_reward_function": entry}})
     fn = reward.get_custom_reward_fn(config)
     with ThreadPoolExecutor(4) as pool:
         scores = list(pool.map(lambda i: fn(data_source="sparkle_dsr40k", solution_str=GOOD.replace("4", str(i)),
