@@ -1,9 +1,10 @@
 """veRL: our training rows as veRL Parquet, and our rewards as its custom reward function.
 
-**Reward.** In a veRL config::
+**Reward.** In a veRL config (veRL 0.9 nests the two keys under ``reward.``;
+earlier versions have them at the top level)::
 
-    custom_reward_function.path=pkg://scaffoldrl.integrations.verl
-    custom_reward_function.name=compute_score
+    reward.custom_reward_function.path=pkg://scaffoldrl.integrations.verl
+    reward.custom_reward_function.name=compute_score
 
 veRL imports this module and calls :func:`compute_score` once per response,
 from a thread pool (or an asyncio executor), with keyword arguments
