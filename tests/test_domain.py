@@ -1,6 +1,7 @@
 import re
 
 from scaffoldrl import domain, tinymodel
+from scaffoldrl.prompts import SPARKLE_INSTRUCTION, sparkle_prompt
 
 
 def test_generation_is_deterministic_and_splits_are_disjoint():
@@ -38,6 +39,10 @@ def test_annotations_agree_with_the_world():
                 value = y
             assert bool(inv) == (i in p.meta["inverse_steps"])
         assert len(p.steps) - 1 not in p.meta["inverse_steps"]
+        # each step restates its line of the problem (a copy), then finds the value
+        lines = p.problem.split("\n")
+        assert lines[-1] == f"What is {domain.VARS[len(p.steps) - 1]}?"
+        assert all(step.startswith(line + " ") for step, line in zip(p.steps, lines))
 
 
 def test_levels_count_hidden_inverses_not_length():
@@ -65,6 +70,10 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     for text in texts[:5] + ["héllo $\\frac{1}{2}$ ∑ 12345 \x00 🙂"]:
         assert tok.decode(tok(text).input_ids) == text
     assert all(len(t) == 1 for t in tok.tokenize("9876543210"))  # one token per digit
+    # the response tags and SPARKLE's instruction are one token each, and still decode to their text
+    prompt = sparkle_prompt("a = zap(3)\nWhat is a?", tok)
+    assert tok.tokenize(SPARKLE_INSTRUCTION) == [SPARKLE_INSTRUCTION] and len(tok.tokenize("</think>")) == 1
+    assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
     config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=1)
     model = tinymodel.build_tiny_model(tok, config)

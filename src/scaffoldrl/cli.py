@@ -207,10 +207,16 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder; a rerun resumes finished stages."),
 ):
     """The embedded pipeline on a CPU: domain, tiny model, pretraining, SFT, and the base model's hint table."""
-    from .demo import HINTS, build_base
+    import datasets
+    import transformers
     from rich.console import Console
     from rich.table import Table
 
+    from .demo import HINTS, build_base
+
+    datasets.disable_progress_bars()  # one bar per training stage is enough
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     console = Console()
     result = build_base(out, log=console.print)
     table = Table(title="Base model: greedy accuracy on held-out problems by level and hint")
@@ -325,7 +331,8 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a config field: KEY=VALUE (YAML value); repeatable."),
     launch: bool = typer.Option(False, help="Rerun this command under `accelerate launch` with the recipe's config."),
 ):
-    """Train with a recipe: GRPO with hint scaffolding (grpo, sparkle_stage1, sparkle_stage2_aug, seele) or SFT."""
+    """Train with a recipe: GRPO with hint scaffolding (grpo, sparkle_stage1, sparkle_stage2_aug, seele), a baseline
+    (uft, luffy, prefix_rft) or SFT."""
     import subprocess
     import sys
 

@@ -1,15 +1,23 @@
 """The embedded domain: step-structured problems where difficulty comes from *finding* steps.
 
 A *world* (fixed by ``world_seed``) has named functions, each a permutation of
-the digits 0..9. A problem chains 2-6 steps from a start digit; each step
-either applies a function (``c = gop(b) = gop(4) = 8``, routine once the
-tables are memorised) or inverts one (``b such that mip(b) = a = 5 so b = 2``,
-a search). Each step opens by restating its sentence of the problem, so
-reading the problem is a copy, and the only thing to *find* is the value. Inverses of the
-*open* functions appear in the easy/medium training data; inverses of the
-*hidden* ones appear only at the hard levels, so a model that has memorised
-every forward table must guess them (1 in 10) — unless a hint reveals them.
-Step counts overlap across levels, so difficulty is not sequence length:
+the digits 0..9. A problem is a chain of 2-6 definitions, one per line, and
+asks for the last variable::
+
+    a = zap(3)
+    b such that kel(b) = a
+    c = fen(b)
+    What is c?
+
+Each step of the solution restates its line and finds the value: a forward
+step looks it up (``c = fen(b) = fen(4) = 8``, routine once the tables are
+memorised), an inverse step searches (``b such that kel(b) = a = 6 so b = 4``).
+Restating the line is a copy, so the only thing to *find* is the value.
+Inverses of the *open* functions appear in the easy/medium training data;
+inverses of the *hidden* ones appear only at the hard levels, so a model that
+has memorised every forward table must guess them (1 in 10) — unless a hint
+reveals them. Step counts overlap across levels, so difficulty is not
+sequence length:
 
 ======  ======  ==========================================
 level   steps   inverse steps
@@ -120,24 +128,24 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
     shape = _shape(level, rng, world)
     start = rng.randrange(DIGITS)
-    sentences, steps, plan, subs = [], [], [], []
+    lines, steps, plan, subs = [], [], [], []
     prev, value = str(start), start
     for i, (name, inverted) in enumerate(shape):
         v = VARS[i]
         if inverted:
             target = value
             value = world.invert(name, target)
-            sentences.append(f"Find {v} such that {name}({v}) = {prev}.")
+            lines.append(f"{v} such that {name}({v}) = {prev}")
             given = "" if i == 0 else f" = {target}"
-            steps.append(f"{v} such that {name}({v}) = {prev}{given} so {v} = {value}")
+            steps.append(f"{lines[-1]}{given} so {v} = {value}")
             plan.append(f"{i + 1}. Find {v} by inverting {name}.")
             question = f"Find {v} such that {name}({v}) = {{x}}."
         else:
             arg = value
             value = world.apply(name, arg)
-            sentences.append(f"Let {v} = {name}({prev}).")
+            lines.append(f"{v} = {name}({prev})")
             given = "" if i == 0 else f" = {name}({arg})"
-            steps.append(f"{v} = {name}({prev}){given} = {value}")
+            steps.append(f"{lines[-1]}{given} = {value}")
             plan.append(f"{i + 1}. Compute {v} by applying {name}.")
             question = f"What is {v} = {name}({{x}})?"
         if i == 0:
@@ -146,11 +154,11 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
             link = f"Let {VARS[i - 1]} be the answer to Q{i}. "
             subs.append(Subproblem(link + question.replace("{x}", VARS[i - 1]), str(value)))
         prev = v
-    sentences.append(f"What is {VARS[len(shape) - 1]}?")
+    lines.append(f"What is {VARS[len(shape) - 1]}?")
     used = sorted({name for name, _ in shape})
     return Problem(
         id=f"synth-{world.seed}-{split}-L{level}-{index}",
-        problem=" ".join(sentences),
+        problem="\n".join(lines),
         answer=str(value),
         steps=steps,
         plan="\n".join(plan),

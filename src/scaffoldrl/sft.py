@@ -24,23 +24,28 @@ class SFTSettings:
     batch_size: int = 32
     max_length: int = 512
     warmup_steps: float = 0.05
+    lr_scheduler: str = "cosine"
+    """Any transformers scheduler name; ``constant_with_warmup`` keeps the rate up for a phase change."""
     seed: int = 0
 
 
-def sft_dataset(problems: Sequence[Problem], tokenizer):
-    """Prompt/completion rows: SPARKLE's prompt, the reference steps in the response format."""
+def sft_dataset(problems: Sequence[Problem], tokenizer, texts: Sequence[str] = ()):
+    """Prompt/completion rows: SPARKLE's prompt, the reference steps in the response format.
+
+    ``texts`` become rows with an empty prompt (plain language modelling mixed
+    into the batches), which keeps pretrained knowledge from being forgotten.
+    """
     from datasets import Dataset
 
-    return Dataset.from_list([
-        {"prompt": sparkle_prompt(p.problem, tokenizer), "completion": completion_text(p.steps, p.answer)}
-        for p in problems
-    ])
+    rows = [{"prompt": sparkle_prompt(p.problem, tokenizer), "completion": completion_text(p.steps, p.answer)}
+            for p in problems]
+    return Dataset.from_list(rows + [{"prompt": "", "completion": text} for text in texts])
 
 
 def run_sft(model_path: str | Path, problems: Sequence[Problem], out: str | Path,
-            settings: SFTSettings | None = None, progress: bool = True) -> Path:
-    """Fine-tune the model at ``model_path`` on ``problems`` on the CPU and save the result to ``out``."""
-    return train_sft(model_path, problems, _cpu_config(out, settings or SFTSettings(), progress))
+            settings: SFTSettings | None = None, progress: bool = True, texts: Sequence[str] = ()) -> Path:
+    """Fine-tune the model at ``model_path`` on ``problems`` (and ``texts``) on the CPU; save to ``out``."""
+    return train_sft(model_path, problems, _cpu_config(out, settings or SFTSettings(), progress), texts)
 
 
 def _cpu_config(out, settings: SFTSettings, progress: bool, completion_only_loss: bool = True):
@@ -49,7 +54,7 @@ def _cpu_config(out, settings: SFTSettings, progress: bool, completion_only_loss
     return SFTConfig(
         output_dir=str(out), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
-        warmup_steps=settings.warmup_steps, lr_scheduler_type="cosine", seed=settings.seed,
+        warmup_steps=settings.warmup_steps, lr_scheduler_type=settings.lr_scheduler, seed=settings.seed,
         completion_only_loss=completion_only_loss, bf16=False, use_cpu=True, gradient_checkpointing=False,
         save_strategy="no", report_to="none", logging_steps=20, disable_tqdm=not progress,
         dataloader_num_workers=0,
@@ -65,9 +70,9 @@ def pretrain_text(model_path: str | Path, texts: Sequence[str], out: str | Path,
     return _train(model_path, config, lambda tokenizer: Dataset.from_dict({"text": list(texts)}))
 
 
-def train_sft(model_path: str | Path, problems: Sequence[Problem], config) -> Path:
+def train_sft(model_path: str | Path, problems: Sequence[Problem], config, texts: Sequence[str] = ()) -> Path:
     """Fine-tune with any TRL ``SFTConfig`` (e.g. a recipe's, on many GPUs); saves to ``config.output_dir``."""
-    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer))
+    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts))
 
 
 def _train(model_path: str | Path, config, make_dataset) -> Path:
