@@ -21,3 +21,33 @@ def test_hint_table_has_every_level_and_hint(tiny_model_path):
     table = hint_table(tiny_model_path, problems, max_new_tokens=8)
     assert list(table) == ["1", "2", "3", "4", "5"]
     assert all(list(row) == list(HINTS) and all(0 <= v <= 1 for v in row.values()) for row in table.values())
+
+
+def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
+    """Base, stage 1, mining, four stage-2 methods, evaluation, analysis and report on a tiny preset; then resume."""
+    import json
+
+    from scaffoldrl.demo import run_demo
+
+    logs = []
+    result = run_demo(tmp_path, "smoke", log=logs.append, progress=False)
+    methods = ("grpo", "pss", "seele", "uft")
+    assert set(result["models"]) == {"base", "stage1", *methods}
+    for m in result["models"].values():
+        assert set(m["greedy"]["by_level"]) == {"1", "2", "3", "4", "5"} and m["greedy"]["hard_levels"] == ["3", "4", "5"]
+        assert set(m["avg2"]["by_level"]) == {"1", "2", "3", "4", "5"}
+    rollouts = {method: result["stage2"][method]["0"]["rollouts"] for method in methods}
+    assert len(set(rollouts.values())) == 1 and rollouts["grpo"] == 2 * 1 * 4  # equal budgets: steps x groups x group
+    assert result["stage2"]["seele"]["0"]["curves"]["accuracy_round3"][0] == [1, 2]
+    assert len(result["analysis"]) == 3 and "chain" in result["analysis"]["base"]["conditions"]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["models"]["stage1"]["greedy"]["by_level"] == result["models"]["stage1"]["greedy"]["by_level"]
+    report = (tmp_path / "report.md").read_text()
+    for plot in ("accuracy_by_level_greedy.png", "training_accuracy.png", "hint_rate.png", "round_accuracy_seele.png"):
+        assert plot in report and (tmp_path / plot).exists()
+    assert (tmp_path / "report.html").exists()
+
+    logs.clear()
+    again = run_demo(tmp_path, "smoke", log=logs.append, progress=False)  # every stage resumes from its marker
+    assert not [line for line in logs if line.startswith("[run]")]
+    assert again["models"]["grpo"]["greedy"] == result["models"]["grpo"]["greedy"]

@@ -205,29 +205,77 @@ def sft(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder; a rerun resumes finished stages."),
+    preset: str = typer.Option("default", help="default (about 10 min on 2 CPU cores), full (3 seeds, longer "
+                                               "stage 2: the sample-efficiency study), or smoke (seconds; tests)."),
+    seeds: str = typer.Option(None, help="Comma-separated stage-2 seeds instead of the preset's."),
+    lr: float = typer.Option(None, help="Learning rate of every RL stage (default: each recipe's own)."),
+    base_only: bool = typer.Option(False, help="Stop after the base model and its hint table."),
+    threads: int = typer.Option(None, min=1, help="Torch CPU threads (default: torch's; 1 is fastest on a shared machine)."),
 ):
-    """The embedded pipeline on a CPU: domain, tiny model, pretraining, SFT, and the base model's hint table."""
+    """The embedded pipeline on a CPU: base model, SPARKLE stage 1, hard problems, stage 2 (GRPO, PSS, SEELE, UFT)
+    at equal rollouts, held-out evaluation, SPARKLE's analysis, and a report."""
+    import dataclasses
+
     import datasets
     import transformers
     from rich.console import Console
     from rich.table import Table
 
-    from .demo import HINTS, build_base
+    from .demo import HINTS, PRESETS, build_base, preset as get_preset, run_demo
 
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}", param_hint="--preset")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     datasets.disable_progress_bars()  # one bar per training stage is enough
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     console = Console()
-    result = build_base(out, log=console.print)
+    chosen = get_preset(preset)
+    if seeds:
+        chosen = dataclasses.replace(chosen, seeds=tuple(int(s) for s in seeds.split(",") if s.strip()))
+    if lr is not None:
+        chosen = dataclasses.replace(chosen, learning_rate=lr)
+    base = build_base(out, chosen.base, log=console.print)
     table = Table(title="Base model: greedy accuracy on held-out problems by level and hint")
     table.add_column("level")
     for h in HINTS:
         table.add_column(f"hint: {h}", justify="right")
-    for level, row in result["hint_table"].items():
+    for level, row in base["hint_table"].items():
         table.add_row(level, *(f"{100 * row[h]:.0f}%" for h in HINTS))
     console.print(table)
-    times = ", ".join(f"{k} {v:.0f}s" for k, v in result["stage_seconds"].items())
-    console.print(f"stage times: {times}; results in {out}/base.json")
+    if base_only:
+        times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())
+        console.print(f"stage times: {times}; results in {out}/base.json")
+        return
+    result = run_demo(out, chosen, log=console.print)
+    levels = list(result["models"]["base"]["greedy"]["by_level"])
+    table = Table(title="Held-out accuracy by level, greedy, no hints (hard = levels "
+                        f"{', '.join(result['models']['base']['greedy']['hard_levels'])})")
+    for column in ("model", *(f"L{lv}" for lv in levels), "hard", "all"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, m in result["models"].items():
+        g = m["greedy"]
+        table.add_row(name, *(f"{100 * g['by_level'][lv]:.0f}%" for lv in levels), f"{100 * g['hard']:.1f}%",
+                      f"{100 * g['overall']:.1f}%")
+    console.print(table)
+    table = Table(title="Stage 2 on the mined hard problems at equal rollouts (mean over seeds)")
+    for column in ("method", "rollouts", "wall s", "zero-var groups", "train acc", "|acc - a*|", "hint rate"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for method, runs in result["stage2"].items():
+        def mean(key):
+            values = [r[key] for r in runs.values() if r.get(key) is not None]
+            return f"{sum(values) / len(values):.3f}" if values else "-"
+        first = next(iter(runs.values()))
+        table.add_row(method, str(first["rollouts"]), f"{sum(r['seconds'] for r in runs.values()) / len(runs):.0f}",
+                      mean("zero_variance_frac"), mean("mean_accuracy"), mean("mean_target_gap"),
+                      mean("mean_hint_rate"))
+    console.print(table)
+    total = sum(result["stage_seconds"].values())
+    console.print(f"stage times add up to {total:.0f}s (this run: {result['wall_seconds_this_run']:.0f}s); "
+                  f"best stage 2: {result['best_stage2']}; report: {out / 'report.md'}")
 
 
 def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: str | None, concurrency: int):

@@ -145,3 +145,389 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
                "hint_table": results["hint_table"]["result"]}
     (out / "base.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+# -- the pipeline after the base model ------------------------------------------------------------------------------
+#
+# stage 1 (SPARKLE's recipe, mixed difficulty) -> mine hard problems (pass@k = 0) -> stage 2 on them with equal
+# rollout budgets (plain GRPO, SPARKLE PSS, SEELE, UFT; one run per seed) -> held-out evaluation of every model ->
+# SPARKLE's analysis of base / stage 1 / best stage 2 -> one report. Every step is a stage of :class:`Stages`.
+
+STAGE2 = {"grpo": "grpo", "pss": "sparkle_stage2_aug", "seele": "seele", "uft": "uft"}
+"""Stage-2 methods and the recipe (tiny variant) each one runs."""
+
+
+@dataclass
+class Preset:
+    """Sizes of the pipeline after the base model; ``default`` fits the 2-core budget, ``full`` is the seed study."""
+
+    name: str = "default"
+    base: DemoConfig = field(default_factory=DemoConfig)
+    pool_per_level: int = 24
+    """Training problems per level (all levels) that stage 1 trains on and hard problems are mined from."""
+    stage1_steps: int = 20
+    stage1: dict = field(default_factory=dict)
+    """Config overrides of the sparkle_stage1 recipe."""
+    mine_levels: tuple[int, ...] = (3, 4, 5)
+    """Levels whose pool problems are candidates for the hard set."""
+    mine_k: int = 8
+    """Samples per candidate at the stage-1 recipe's temperature; pass@k = 0 makes a problem hard."""
+    stage2_steps: int = 20
+    stage2_groups: int = 4
+    """Groups per stage-2 step: questions (grpo, seele, uft) or prompt-side hint rows (pss)."""
+    group: int = 16
+    """Completions per group (seele: 4 rounds of group/4). Every method generates steps x groups x group."""
+    stage2: dict = field(default_factory=dict)
+    """Config overrides shared by every stage-2 recipe."""
+    learning_rate: float | None = None
+    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants). On the current
+    base, 2e-5 leaves held-out accuracy where it was after 20-60 steps; 1e-4 fits a few problems (training accuracy
+    0.1 -> 0.6 in 25 steps on 4 problems) but drove SPARKLE's stage 1 into over-long, truncated answers
+    (accuracy 0) within 15 steps, because its rewarded answers above level 1 are lucky guesses."""
+    methods: tuple[str, ...] = tuple(STAGE2)
+    seeds: tuple[int, ...] = (0,)
+    """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
+    eval_samples: int = 4
+    """Besides greedy pass@1: this many samples per held-out problem at ``eval_temperature`` (0: greedy only)."""
+    eval_temperature: float = 0.6
+    analysis_limit: int | None = 40
+    """Held-out problems (spread over the levels) in SPARKLE's analysis; None: all."""
+    analysis_conditions: tuple[str, ...] = ("plain", "plan", "knowledge", "chain")
+    max_new_tokens: int = 128
+    """Response limit of every RL stage and evaluation: the longest reference response (6 steps) is 113 tokens."""
+
+
+def preset(name: str) -> Preset:
+    """``default`` (the 2-core budget), ``full`` (3 seeds, longer stage 2: the bench), ``smoke`` (seconds: tests)."""
+    if name == "default":
+        return Preset()
+    if name == "full":
+        return Preset(name="full", pool_per_level=48, stage1_steps=40, stage2_steps=60, seeds=(0, 1, 2),
+                      eval_samples=8, analysis_limit=None)
+    if name == "smoke":
+        return Preset(
+            name="smoke",
+            base=DemoConfig(train_per_level=8, test_per_level=2, fact_repeats=1, sft_fact_repeats=1,
+                            pretrain=SFTSettings(epochs=1, learning_rate=1e-3, batch_size=64),
+                            sft=SFTSettings(epochs=1, learning_rate=1e-3, batch_size=16),
+                            model=tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                            num_attention_heads=2, num_key_value_heads=1),
+                            max_new_tokens=8),
+            pool_per_level=2, stage1_steps=2, stage1={"num_generations": 4, "per_device_train_batch_size": 8},
+            mine_k=2, stage2_steps=2, stage2_groups=1, group=4, seeds=(0,), eval_samples=2,
+            analysis_limit=5, max_new_tokens=12)
+    raise ValueError(f"unknown preset {name!r}: default, full or smoke")
+
+
+PRESETS = ("default", "full", "smoke")
+
+
+def _check_preset(out: Path, p: Preset) -> None:
+    """Refuse to resume a run folder made with another preset (other sizes would reuse stale stages); seeds may grow."""
+    settings = {k: v for k, v in json.loads(json.dumps(asdict(p))).items() if k not in ("seeds", "name")}
+    path = out / "preset.json"
+    if path.exists():
+        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("seeds", "name")}
+        changed = sorted(k for k in settings if before.get(k) != settings[k])
+        if changed:
+            raise ValueError(f"{out} holds a demo run with other {', '.join(changed)}; use another --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json.loads(json.dumps(asdict(p))), indent=1))
+
+
+def _recipe_file(name: str) -> Path:
+    """A recipe under ./recipes, else the one in the source checkout this package runs from."""
+    for folder in (Path("recipes"), Path(__file__).resolve().parents[2] / "recipes"):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    raise FileNotFoundError(f"recipe {name}.yaml: neither in ./recipes nor next to the package")
+
+
+def demo_recipe(name: str, model: str | Path, records: str | Path, output_dir: str | Path, steps: int,
+                overrides: dict | None = None):
+    """A recipe's tiny variant pointed at the demo's model, problems and folder (no checkpoints: stages resume)."""
+    from .recipes import load_recipe
+
+    recipe = load_recipe(_recipe_file(name), "tiny", {
+        "model": str(model), "output_dir": str(output_dir), "max_steps": steps, "save_strategy": "no",
+        "logging_steps": 1, "disable_tqdm": True, **(overrides or {})})
+    recipe.data, recipe.demo = {"records": str(records)}, None
+    return recipe
+
+
+def training_progress(label: str, enabled: bool = True):
+    """A transformers ``TrainerCallback`` drawing a rich bar for a training stage: step, reward, accuracy, hint."""
+    from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from transformers import TrainerCallback
+
+    class Bar(TrainerCallback):
+        bar = task = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if enabled:
+                self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                    TextColumn("{task.fields[info]}"))
+                self.bar.start()
+                self.task = self.bar.add_task(label, total=state.max_steps, info="")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.bar is None or not logs:
+                return
+            info = " ".join(f"{key} {logs[name]:.2f}" for key, name in (
+                ("reward", "reward"), ("acc", "hint/mean_accuracy"), ("hint", "hint/mean_rate"),
+                ("zero-var", "frac_reward_zero_std")) if name in logs)
+            self.bar.update(self.task, completed=state.global_step, **({"info": info} if info else {}))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(self.task, completed=state.global_step)
+                self.bar.stop()
+                self.bar = None
+
+    return Bar()
+
+
+def train_stage(recipe, label: str, progress: bool = True) -> dict:
+    """Run a recipe with a progress bar; its rollout count and per-step log (``trainer_state.json``)."""
+    import contextlib
+    import io
+
+    from .recipes import run_recipe
+
+    config = recipe.trainer_config()
+    with contextlib.redirect_stdout(io.StringIO()) if not progress else contextlib.nullcontext():
+        out = run_recipe(recipe, callbacks=[training_progress(label, progress)])
+    logs = [log for log in json.loads((out / "trainer_state.json").read_text())["log_history"] if "step" in log]
+    steps = max((log["step"] for log in logs), default=0)
+    completions = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    return {"model": str(out), "steps": steps, "rollouts": steps * completions,
+            "groups_per_step": completions // config.num_generations, "group": config.num_generations,
+            "temperature": config.temperature, "learning_rate": config.learning_rate, "policy": config.policy,
+            "target": config.target, "logs": [log for log in logs if "loss" in log or "reward" in log]}
+
+
+def _protocol(name: str, samples: int, temperature: float, max_new_tokens: int, seed: int = 0):
+    from .evaluate import Protocol, Sampling
+
+    sampling = Sampling() if samples == 0 else Sampling(n=samples, temperature=temperature)
+    return Protocol(name=name, default=sampling, max_new_tokens=max_new_tokens, seed=seed, bootstrap=500)
+
+
+def _samples(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines() if line.strip()]
+
+
+def evaluate_model(model: str | Path, records: Path, protocol, out: Path, hard_levels: tuple[int, ...],
+                   progress: bool = True) -> dict:
+    """Held-out accuracy of one model per level (and over the hard levels) with :func:`scaffoldrl.evaluate.evaluate`."""
+    from .evaluate import evaluate, level_key, summarize_rows
+    from .generation import TransformersBackend
+
+    backend = TransformersBackend(str(model))
+    try:
+        summary = evaluate(backend, str(model), [f"heldout={records}"], protocol, out, progress=progress)["heldout"]
+    finally:
+        backend.close()
+    rows = _samples(out)
+    hard = [r for r in rows if r.get("difficulty") in hard_levels]
+    sampling = protocol.default
+    hard_summary = summarize_rows(hard, sampling, protocol) if hard else None
+    return {"protocol": protocol.name, "samples": summary["samples"], "overall": summary["score"],
+            "overall_ci": summary["ci"][_headline(summary)],
+            "by_level": {k: v["score"] for k, v in summary.get("by_difficulty", {}).items()},
+            "by_level_ci": {k: v["ci"][_headline(v)] for k, v in summary.get("by_difficulty", {}).items()},
+            "hard_levels": [level_key(v) for v in hard_levels],
+            "hard": hard_summary["score"] if hard_summary else None,
+            "hard_ci": hard_summary["ci"][_headline(hard_summary)] if hard_summary else None}
+
+
+def _headline(summary: dict) -> str:
+    return "pass@1" if summary["samples"] == 1 else f"avg@{summary['samples']}"
+
+
+def mine_hard(model: str | Path, pool: Path, levels: tuple[int, ...], k: int, temperature: float,
+              max_new_tokens: int, out: Path, progress: bool = True) -> dict:
+    """SPARKLE's mining: the pool problems of ``levels`` whose k samples at ``temperature`` are all wrong."""
+    from .evaluate import evaluate
+    from .generation import TransformersBackend
+
+    candidates = [p for p in read_records(pool) if int(p.difficulty or 0) in levels]
+    write_records(candidates, out / "candidates.jsonl")
+    protocol = _protocol("mine", k, temperature, max_new_tokens)
+    backend = TransformersBackend(str(model))
+    try:
+        evaluate(backend, str(model), [f"pool={out / 'candidates.jsonl'}"], protocol, out / "samples",
+                 progress=progress)
+    finally:
+        backend.close()
+    solved: dict[str, int] = {}
+    for row in _samples(out / "samples"):
+        solved[row["problem_id"]] = solved.get(row["problem_id"], 0) + bool(row["correct"])
+    hard = [p for p in candidates if solved.get(p.id, 0) == 0]
+    write_records(hard, out / "hard.jsonl")
+    per_level = {}
+    for p in candidates:
+        cell = per_level.setdefault(f"{p.difficulty:g}", {"candidates": 0, "hard": 0})
+        cell["candidates"] += 1
+        cell["hard"] += solved.get(p.id, 0) == 0
+    return {"records": str(out / "hard.jsonl"), "k": k, "temperature": temperature, "hard": len(hard),
+            "candidates": len(candidates), "by_level": per_level}
+
+
+def _model_label(method: str, seed: int, seeds: tuple[int, ...]) -> str:
+    """A stage-2 model's name: the method, with its seed when there are several (also its folder names)."""
+    return method if len(seeds) == 1 else f"{method}_seed{seed}"
+
+
+def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, progress: bool = True) -> dict:
+    """The whole demo: base model, stage 1, hard problems, stage 2 per method and seed, evaluation, analysis, report.
+
+    Every step is a resumable stage under ``out`` (markers in ``out/stages``);
+    the result (also ``out/summary.json``) holds per model its held-out
+    accuracy per difficulty level.
+    """
+    from .analysis import analyze
+    from .generation import TransformersBackend
+    from .report import demo_report
+
+    p = preset(preset_) if isinstance(preset_, str) else preset_
+    out = Path(out)
+    started = time.perf_counter()
+    _check_preset(out, p)
+    rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
+    base = build_base(out, p.base, log=log)
+    stages = Stages(out, log)
+    data, models = out / "data", out / "models"
+    world = domain.World(seed=p.base.world_seed)
+    test = data / "test.jsonl"
+
+    def make_pool():
+        held_out = {q.problem for q in read_records(test)} | {q.problem for q in read_records(data / "train.jsonl")}
+        pool = domain.generate(p.pool_per_level, domain.LEVELS, seed=p.base.seed, world=world, split="rl",
+                               exclude=held_out)
+        write_records(pool, data / "pool.jsonl")
+        return {"pool": len(pool), "per_level": p.pool_per_level}
+
+    stages.run("pool", make_pool)
+    stage1 = demo_recipe("sparkle_stage1", models / "base", data / "pool.jsonl", models / "stage1", p.stage1_steps,
+                         {"seed": p.base.seed, "max_completion_length": p.max_new_tokens, **rl, **p.stage1})
+    results = {"stage1": stages.run("stage1", lambda: train_stage(stage1, "stage 1 (sparkle_stage1)", progress))}
+    mine_temperature = stage1.config.get("temperature", 0.6)
+    mining = stages.run("mine", lambda: mine_hard(models / "stage1", data / "pool.jsonl", p.mine_levels, p.mine_k,
+                                                   mine_temperature, p.max_new_tokens, out / "mine", progress))["result"]
+    if mining["hard"] == 0:
+        raise RuntimeError(f"no hard problems: the stage-1 model solved a sample of every candidate ({mining})")
+
+    trained = {"base": str(models / "base"), "stage1": str(models / "stage1")}
+    for seed in p.seeds:
+        for method in p.methods:
+            label = _model_label(method, seed, p.seeds)
+            folder = models / f"stage2_{label}"
+            overrides = {"seed": seed, "num_generations": p.group,
+                         "per_device_train_batch_size": p.stage2_groups * p.group, "gradient_accumulation_steps": 1,
+                         "max_completion_length": p.max_new_tokens, **rl, **p.stage2}
+            recipe = demo_recipe(STAGE2[method], models / "stage1", mining["records"], folder, p.stage2_steps,
+                                 overrides)
+            results[f"stage2_{label}"] = stages.run(
+                f"stage2_{label}", lambda: train_stage(recipe, f"stage 2 {label} ({STAGE2[method]})", progress))
+            trained[label] = str(folder)
+
+    protocols = [_protocol("greedy", 0, 0.0, p.max_new_tokens)]
+    if p.eval_samples:
+        protocols.append(_protocol(f"avg{p.eval_samples}", p.eval_samples, p.eval_temperature, p.max_new_tokens))
+    evaluations: dict[str, dict] = {}
+    for label, path in trained.items():
+        for protocol in protocols:
+            evaluations.setdefault(label, {})[protocol.name] = stages.run(
+                f"eval_{label}_{protocol.name}",
+                lambda: evaluate_model(path, test, protocol, out / "eval" / label / protocol.name, p.mine_levels,
+                                       progress))["result"]
+
+    def hard_score(label):  # the headline: greedy accuracy on the held-out hard levels
+        return evaluations[label]["greedy"]["hard"] or 0.0
+
+    means = {m: sum(hard_score(_model_label(m, s, p.seeds)) for s in p.seeds) / len(p.seeds) for m in p.methods}
+    best = max(means, key=means.get)
+    analysed = ["base", "stage1", _model_label(best, p.seeds[0], p.seeds)]
+    analyses = {}
+    for label in analysed:
+        def run_analysis(label=label):
+            backend = TransformersBackend(trained[label])
+            try:
+                result = analyze(backend, trained[label], str(test), protocols[0], out / "analysis" / label,
+                                 conditions=p.analysis_conditions, limit=p.analysis_limit, progress=progress)
+            finally:
+                backend.close()
+            result.pop("_run", None)
+            return result
+        analyses[label] = stages.run(f"analysis_{label}", run_analysis)["result"]
+
+    summary = {
+        "preset": asdict(p), "seeds": list(p.seeds), "methods": {m: STAGE2[m] for m in p.methods},
+        "base_hint_table": base["hint_table"], "mining": mining, "best_stage2": best,
+        "models": {label: {"path": trained[label], **{name: ev for name, ev in evaluations[label].items()}}
+                   for label in trained},
+        "stage2": _stage2_summary(results, p), "stage1": _training_summary(results["stage1"]["result"]),
+        "analysis": analyses,
+        "stage_seconds": {**base["stage_seconds"], **_marker_seconds(out)},
+    }
+    summary["wall_seconds_this_run"] = time.perf_counter() - started
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    demo_report(summary, out)
+    log(f"report: {out / 'report.md'} and {out / 'report.html'}; summary: {out / 'summary.json'}")
+    return summary
+
+
+def across_seeds(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Mean over seeds and the half-width of its t-interval (None with fewer than two seeds)."""
+    import statistics
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    from scipy.stats import t
+
+    return mean, float(t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)
+
+
+def _marker_seconds(out: Path) -> dict[str, float]:
+    return {path.stem: json.loads(path.read_text())["seconds"] for path in sorted((out / "stages").glob("*.json"))}
+
+
+def _series(logs: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(log["step"], log[key]) for log in logs if key in log]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def _training_summary(result: dict) -> dict:
+    """Per-step curves and their means from a training stage's log."""
+    import statistics
+
+    logs = result["logs"]
+    curves = {name: _series(logs, key) for name, key in (
+        ("accuracy", "hint/mean_accuracy"), ("hint_rate", "hint/mean_rate"), ("reward", "reward"),
+        ("zero_variance", "frac_reward_zero_std"), ("step_seconds", "step_time"))}
+    rounds = sorted(int(k[len("hint/accuracy_round"):]) for k in (logs[0] if logs else {})
+                    if k.startswith("hint/accuracy_round"))
+    for r in rounds:
+        curves[f"accuracy_round{r}"] = _series(logs, f"hint/accuracy_round{r}")
+    mean = lambda name: statistics.fmean(curves[name][1]) if curves[name][1] else None  # noqa: E731
+    target = result.get("target", 0.5)
+    gaps = [abs(a - target) for a in curves["accuracy"][1]]
+    return {key: result[key] for key in ("steps", "rollouts", "group", "groups_per_step", "temperature",
+                                         "learning_rate", "policy", "target") if key in result} | {
+        "mean_accuracy": mean("accuracy"), "mean_hint_rate": mean("hint_rate"),
+        "zero_variance_frac": mean("zero_variance"), "mean_target_gap": statistics.fmean(gaps) if gaps else None,
+        "curves": curves}
+
+
+def _stage2_summary(results: dict, p: Preset) -> dict:
+    out = {}
+    for method in p.methods:
+        for seed in p.seeds:
+            stage = results[f"stage2_{_model_label(method, seed, p.seeds)}"]
+            out.setdefault(method, {})[str(seed)] = _training_summary(stage["result"]) | {"seconds": stage["seconds"]}
+    return out

@@ -121,8 +121,12 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def run_recipe(recipe: Recipe) -> Path:
-    """Train as the recipe says; the final model, tokenizer and per-step log go to the config's ``output_dir``."""
+def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
+    """Train as the recipe says; the final model, tokenizer and per-step log go to the config's ``output_dir``.
+
+    ``callbacks`` (transformers ``TrainerCallback``) replace the trainer's own
+    progress output (its tqdm bar or printed logs), e.g. the demo's rich bar.
+    """
     config = recipe.trainer_config()
     model = recipe.model
     if not Path(model).exists() and recipe.demo is not None:
@@ -144,6 +148,13 @@ def run_recipe(recipe: Recipe) -> Path:
         raise ValueError(f"recipe {recipe.name}: unknown rewards {sorted(unknown)} (known: {sorted(rewards)})")
     trainer = ScaffoldTrainer(model, config, problems, AutoTokenizer.from_pretrained(model),
                               reward_funcs=[rewards[name] for name in recipe.rewards] or None)
+    if callbacks:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for default in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(default)
+        for callback in callbacks:
+            trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     trainer.processing_class.save_pretrained(config.output_dir)

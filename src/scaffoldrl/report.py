@@ -92,8 +92,12 @@ class Report:
 
 
 def line_plot(path: str | Path, series: dict[str, tuple[Sequence, Sequence]], *, xlabel: str, ylabel: str,
-              title: str, log2_x: bool = False) -> Path:
-    """One line per series (x values may be level names); y in [0, 1] shown in percent."""
+              title: str, log2_x: bool = False, hlines: dict[str, float] | None = None,
+              markers: bool = True) -> Path:
+    """One line per series (x values may be level names); y in [0, 1] shown in percent.
+
+    ``hlines`` draws labelled horizontal reference lines (e.g. a target accuracy a*).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +105,9 @@ def line_plot(path: str | Path, series: dict[str, tuple[Sequence, Sequence]], *,
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, (xs, ys) in series.items():
-        ax.plot(list(xs), [100 * y for y in ys], marker="o", label=label)
+        ax.plot(list(xs), [100 * y for y in ys], marker="o" if markers else None, label=label)
+    for label, y in (hlines or {}).items():
+        ax.axhline(100 * y, color="black", linestyle="--", linewidth=1, label=label)
     if log2_x:
         ax.set_xscale("log", base=2)
         ticks = sorted({x for xs, _ in series.values() for x in xs})
@@ -199,4 +205,142 @@ def analysis_report(result: dict, out: str | Path, title: str) -> Path:
     if curves:
         report.image(line_plot(out / "pass_at_k.png", curves, xlabel="k", ylabel="pass@k (%)",
                                title="pass@k per condition", log2_x=True), "pass@k per condition")
+    return report.write(out)
+
+
+def _level_row(name: str, ev: dict, levels: Sequence[str]) -> list[str]:
+    return [name, *(pct(ev["by_level"].get(lv), ev["by_level_ci"].get(lv)) for lv in levels),
+            pct(ev["hard"], ev["hard_ci"]), pct(ev["overall"], ev["overall_ci"])]
+
+
+def _mean_curve(runs: Sequence[dict], name: str) -> tuple[list, list[float]]:
+    """A training curve averaged over seeds, step by step (the steps every run logged)."""
+    curves = [dict(zip(*run["curves"][name])) for run in runs if run["curves"].get(name, [[]])[0]]
+    if not curves:
+        return [], []
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    return steps, [sum(c[s] for c in curves) / len(curves) for s in steps]
+
+
+def _pm(mean: float | None, half: float | None, scale: float = 100, fmt: str = ".1f") -> str:
+    if mean is None:
+        return "–"
+    return f"{scale * mean:{fmt}}" + (f" ± {scale * half:{fmt}}" if half is not None else "")
+
+
+def demo_report(summary: dict, out: str | Path) -> Path:
+    """The report of ``scaffoldrl demo``: held-out accuracy per level and method, stage-2 training, SPARKLE analysis.
+
+    ``summary`` is what :func:`scaffoldrl.demo.run_demo` writes to ``summary.json``.
+    Plots: accuracy per difficulty per model, stage-2 training accuracy vs a*,
+    hint rate over steps, SEELE's per-round accuracy, zero-variance groups over steps.
+    """
+    from .demo import across_seeds
+
+    out = Path(out)
+    preset, models, stage2 = summary["preset"], summary["models"], summary["stage2"]
+    seeds, methods = summary["seeds"], list(summary["methods"])
+    report = Report(f"scaffoldrl demo (preset {preset['name']})")
+    mining = summary["mining"]
+    report.text(
+        f"Base model (SFT on levels 1-2) → stage 1: sparkle_stage1 recipe, {summary['stage1']['steps']} steps on "
+        f"{preset['pool_per_level']} problems per level (levels 1-5) → hard problems: the pool problems of levels "
+        f"{', '.join(map(str, preset['mine_levels']))} with pass@{mining['k']} = 0 at T = {mining['temperature']} "
+        f"({mining['hard']} of {mining['candidates']}) → stage 2 from the stage-1 model on them, "
+        f"{preset['stage2_steps']} steps × {preset['stage2_groups']} groups × {preset['group']} completions for every "
+        f"method ({', '.join(f'{m}: {r}' for m, r in summary['methods'].items())}), seeds {seeds}.")
+
+    report.heading("Base model: greedy accuracy by level and hint")
+    hints = list(next(iter(summary["base_hint_table"].values())))
+    report.table(["level", *hints], [[lv, *(pct(row[h]) for h in hints)]
+                                     for lv, row in summary["base_hint_table"].items()])
+
+    protocols = list(next(iter(models.values())))
+    protocols = [name for name in protocols if name != "path"]
+    for protocol in protocols:
+        first = next(iter(models.values()))[protocol]
+        levels = list(first["by_level"])
+        how = "greedy pass@1" if first["samples"] == 1 else f"avg@{first['samples']} at T = {preset['eval_temperature']}"
+        report.heading(f"Held-out accuracy by difficulty level ({how})")
+        report.text(f"{len(levels)} levels of held-out problems; hard = levels {', '.join(first['hard_levels'])} "
+                    "(hidden inverses), without hints. Brackets: 95% bootstrap interval over problems.")
+        report.table(["model", *(f"level {lv}" for lv in levels), "hard", "all"],
+                     [_level_row(name, m[protocol], levels) for name, m in models.items()])
+        series = {name: (levels, [m[protocol]["by_level"][lv] for lv in levels])
+                  for name, m in models.items() if name in ("base", "stage1")}
+        for method in methods:
+            runs = [models[f"{method}_seed{s}" if len(seeds) > 1 else method][protocol] for s in seeds]
+            series[method] = (levels, [sum(r["by_level"][lv] for r in runs) / len(runs) for lv in levels])
+        name = f"accuracy_by_level_{protocol}.png"
+        report.image(line_plot(out / name, series, xlabel="difficulty level", ylabel="held-out accuracy (%)",
+                               title=f"Held-out accuracy per level ({how})"),
+                     f"held-out accuracy per difficulty level and model ({how}; stage 2: mean over seeds)")
+
+    report.heading("Hard problems (mined with the stage-1 model)")
+    report.table(["level", "candidates", f"pass@{mining['k']} = 0"],
+                 [[lv, c["candidates"], c["hard"]] for lv, c in mining["by_level"].items()])
+
+    report.heading("Stage 2 at equal rollout budgets")
+    report.text("Rollouts: completions generated (forced hint tokens included in a completion). Train accuracy: "
+                "correctness of the training rollouts (with their hints). Zero-variance: groups whose rewards were "
+                "all equal (no gradient). |acc − a*|: per step, mean over steps. Held-out hard: greedy accuracy on "
+                "the held-out hard levels without hints; ± is the 95% t-interval over seeds.")
+    rows = []
+    for method in methods:
+        runs = [stage2[method][str(s)] for s in seeds]
+        hard = [models[f"{method}_seed{s}" if len(seeds) > 1 else method]["greedy"]["hard"] for s in seeds]
+        row = [method, summary["methods"][method], runs[0]["rollouts"],
+               _pm(*across_seeds([r["seconds"] for r in runs]), scale=1, fmt=".0f")]
+        for key in ("zero_variance_frac", "mean_accuracy", "mean_target_gap", "mean_hint_rate"):
+            values = [r[key] for r in runs if r.get(key) is not None]
+            row.append(_pm(*across_seeds(values), scale=1, fmt=".3f") if values else "–")
+        row.append(_pm(*across_seeds(hard)))
+        rows.append(row)
+    report.table(["method", "recipe", "rollouts", "wall s", "zero-variance groups", "train accuracy", "|acc − a*|",
+                  "hint rate", "held-out hard (%)"], rows)
+    runs_of = {m: [stage2[m][str(s)] for s in seeds] for m in methods}
+    target = next(iter(runs_of.values()))[0].get("target") or 0.5
+    plots = (("accuracy", "training_accuracy.png", "training accuracy (%)", "Stage-2 training accuracy vs a*",
+              {f"a* = {target:g}": target}),
+             ("hint_rate", "hint_rate.png", "mean hint rate (%)", "Hint rate over steps", None),
+             ("zero_variance", "zero_variance.png", "zero-variance groups (%)", "Groups without reward variance",
+              None))
+    for curve, name, ylabel, title, hlines in plots:
+        series = {m: _mean_curve(runs, curve) for m, runs in runs_of.items()}
+        series = {m: xy for m, xy in series.items() if xy[0]}
+        if series:
+            report.image(line_plot(out / name, series, xlabel="step", ylabel=ylabel, title=title, hlines=hlines,
+                                   markers=False), f"{title.lower()} (mean over seeds)")
+    for method, runs in runs_of.items():
+        rounds = sorted(k for k in runs[0]["curves"] if k.startswith("accuracy_round"))
+        if len(rounds) > 1:
+            series = {f"round {k[len('accuracy_round'):]}": _mean_curve(runs, k) for k in rounds}
+            report.image(line_plot(out / f"round_accuracy_{method}.png", series, xlabel="step",
+                                   ylabel="training accuracy (%)", title=f"{method}: accuracy per sampling round",
+                                   hlines={f"a* = {target:g}": target}, markers=False),
+                         f"{method}: accuracy of each sampling round (the hint is refitted between rounds)")
+
+    if summary.get("analysis"):
+        report.heading("SPARKLE's fine-grained analysis (held-out problems, greedy)")
+        conditions = list(next(iter(summary["analysis"].values()))["conditions"])
+        rows = []
+        for name, result in summary["analysis"].items():
+            row = [name]
+            for c in conditions:
+                s, d = result["conditions"].get(c), result["deltas"].get(c)
+                row.append("–" if s is None else pct(s["score"]) + (f" ({signed_pct(d['delta'])})" if d else ""))
+            rows.append(row)
+        report.table(["model", *(c if c == "plain" else f"{c} (Δ vs plain)" for c in conditions)], rows)
+        levels = sorted({lv for r in summary["analysis"].values() for lv in
+                         r["conditions"].get("plain", {}).get("by_difficulty", {})}, key=float)
+        if levels:
+            report.table(["model", *(f"level {lv}: plain / plan / knowledge / chain" for lv in levels)],
+                         [[name, *(" / ".join(pct(r["conditions"][c]["by_difficulty"].get(lv, {}).get("score"))
+                                              if c in r["conditions"] else "–" for c in conditions)
+                                   for lv in levels)] for name, r in summary["analysis"].items()])
+        report.text("Each model's own analysis report (per-level plots, chains link by link): "
+                    + ", ".join(f"analysis/{name}/report.md" for name in summary["analysis"]) + ".")
+
+    report.heading("Stage wall times")
+    report.table(["stage", "seconds"], [[k, f"{v:.0f}"] for k, v in summary["stage_seconds"].items()])
     return report.write(out)
