@@ -80,8 +80,8 @@ class World:
     def invert(self, name: str, y: int) -> int:
         return self.tables[name].index(y)
 
-    def facts(self, repeats: int = 1, seed: int = 0, inverses: bool = True) -> list[str]:
-        """The world's knowledge as step-shaped lines: every forward value, and (``inverses``) open inverses.
+    def facts(self, repeats: int = 1, seed: int = 0) -> list[str]:
+        """The world's knowledge as step-shaped lines: every forward value, open inverses only.
 
         A base model is pretrained on these (a real base model has read its
         facts somewhere too); hidden inverses are left for RL to discover.
@@ -93,7 +93,7 @@ class World:
                 for x in range(DIGITS):
                     v = rng.choice(VARS)
                     lines.append(f"{v} = {name}({x}) = {self.apply(name, x)}")
-                    if inverses and name in self.open:
+                    if name in self.open:
                         lines.append(f"{v} such that {name}({v}) = {self.apply(name, x)} so {v} = {x}")
         rng.shuffle(lines)
         return lines
