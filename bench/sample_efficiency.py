@@ -107,7 +107,7 @@ def main() -> None:
     header = ["method", "recipe"]
     for protocol in protocols:
         header += [f"hard held-out, {protocol} (%)", f"Δ vs grpo, {protocol} (pts)"]
-    header += ["rollouts", "wall s", "zero-variance groups", "|train acc − a*|", "train acc", "hint rate"]
+    header += ["hard: right answer and every step, greedy (%)", "rollouts", "wall s", "zero-variance groups", "|train acc − a*|", "train acc", "hint rate"]
     rows = []
     for method in methods:
         runs = [stage2[method][str(s)] for s in seeds]
@@ -116,12 +116,13 @@ def main() -> None:
             ours = hard(method, protocol)
             diffs = [a - b for a, b in zip(ours, hard("grpo", protocol))] if "grpo" in methods else []
             row += [pm(ours), "–" if method == "grpo" or not diffs else pm(diffs)]
-        row += [str(runs[0]["rollouts"]), pm([r["seconds"] for r in runs], 1, ".0f"),
+        row += [pm([models[label(method, s)]["greedy"].get("exact", {}).get("hard") for s in seeds]),
+                str(runs[0]["rollouts"]), pm([r["seconds"] for r in runs], 1, ".0f"),
                 pm([r["zero_variance_frac"] for r in runs], 1, ".3f"), pm([r["mean_target_gap"] for r in runs], 1, ".3f"),
                 pm([r["mean_accuracy"] for r in runs], 1, ".3f"), pm([r["mean_hint_rate"] for r in runs], 1, ".3f")]
         rows.append(row)
-    reference = [["base", "–"] + [x for p in protocols for x in (f"{100 * models['base'][p]['hard']:.1f}", "")],
-                 ["stage1", "–"] + [x for p in protocols for x in (f"{100 * models['stage1'][p]['hard']:.1f}", "")]]
+    reference = [[name, "–", *(x for p in protocols for x in (f"{100 * models[name][p]['hard']:.1f}", "")),
+                  pm([models[name]["greedy"].get("exact", {}).get("hard")])] for name in ("base", "stage1")]
     extra = []
     if {"seele", "pss"} <= set(methods):
         for protocol in protocols:
@@ -131,14 +132,18 @@ def main() -> None:
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     table += ["| " + " | ".join(r + [""] * (len(header) - len(r))) + " |" for r in reference]
+    total = sum(summary["stage_seconds"].values())
+    after_base = total - sum(summary["stage_seconds"].get(k, 0) for k in ("data", "init", "pretrain", "sft",
+                                                                          "hint_table"))
     mining = summary["mining"]
     preset_info = summary["preset"]
     lines = [
         f"## Stage 2 at equal rollouts: preset `{args.preset}`, seeds {list(seeds)}",
         "",
         f"Command: `{' '.join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])}` "
-        f"({datetime.date.today().isoformat()}; this invocation {elapsed / 60:.1f} min, stages "
-        f"{sum(summary['stage_seconds'].values()) / 60:.1f} min in all, resumed stages included).",
+        f"({datetime.date.today().isoformat()}): the stages after the base model took {after_base / 60:.1f} min "
+        f"in all, the base model {(total - after_base) / 60:.1f} min (this invocation: {elapsed / 60:.1f} min; "
+        "a rerun resumes finished stages).",
         "",
         f"Machine: {machine()}.",
         "",
@@ -167,7 +172,12 @@ def write_section(text: str) -> None:
     head = "# bench/sample_efficiency.py results\n"
     sections = RESULTS.read_text().split("\n## ")[1:] if RESULTS.exists() else []
     title = text.split("\n", 1)[0].removeprefix("## ")
-    sections = [s for s in sections if s.split("\n", 1)[0] != title] + [text.removeprefix("## ")]
+    new = text.removeprefix("## ")
+    titles = [s.split("\n", 1)[0] for s in sections]
+    if title in titles:  # in place, so that notes written below a result stay below it
+        sections[titles.index(title)] = new
+    else:
+        sections.append(new)
     RESULTS.write_text(head + "".join(f"\n## {s.rstrip()}\n" for s in sections))
 
 

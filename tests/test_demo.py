@@ -1,3 +1,5 @@
+import pytest
+
 from scaffoldrl import domain
 from scaffoldrl.demo import HINTS, Stages, hint_prefix, hint_table
 
@@ -23,11 +25,14 @@ def test_hint_table_has_every_level_and_hint(tiny_model_path):
     assert all(list(row) == list(HINTS) and all(0 <= v <= 1 for v in row.values()) for row in table.values())
 
 
+@pytest.mark.slow
 def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     """Base, stage 1, mining, four stage-2 methods, evaluation, analysis and report on a tiny preset; then resume."""
     import json
 
-    from scaffoldrl.demo import run_demo
+    import dataclasses
+
+    from scaffoldrl.demo import preset, run_demo
 
     logs = []
     result = run_demo(tmp_path, "smoke", log=logs.append, progress=False)
@@ -36,6 +41,7 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     for m in result["models"].values():
         assert set(m["greedy"]["by_level"]) == {"1", "2", "3", "4", "5"} and m["greedy"]["hard_levels"] == ["3", "4", "5"]
         assert set(m["avg2"]["by_level"]) == {"1", "2", "3", "4", "5"}
+        assert set(m["greedy"]["exact"]) == {"1", "2", "3", "4", "5", "hard"}
     rollouts = {method: result["stage2"][method]["0"]["rollouts"] for method in methods}
     assert len(set(rollouts.values())) == 1 and rollouts["grpo"] == 2 * 1 * 4  # equal budgets: steps x groups x group
     assert result["stage2"]["seele"]["0"]["curves"]["accuracy_round3"][0] == [1, 2]
@@ -51,3 +57,5 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     again = run_demo(tmp_path, "smoke", log=logs.append, progress=False)  # every stage resumes from its marker
     assert not [line for line in logs if line.startswith("[run]")]
     assert again["models"]["grpo"]["greedy"] == result["models"]["grpo"]["greedy"]
+    with pytest.raises(ValueError, match="stage2_steps"):  # another preset must not reuse these stages
+        run_demo(tmp_path, dataclasses.replace(preset("smoke"), stage2_steps=3), log=logs.append, progress=False)

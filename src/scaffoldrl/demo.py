@@ -172,7 +172,7 @@ class Preset:
     """Levels whose pool problems are candidates for the hard set."""
     mine_k: int = 8
     """Samples per candidate at the stage-1 recipe's temperature; pass@k = 0 makes a problem hard."""
-    stage2_steps: int = 20
+    stage2_steps: int = 12
     stage2_groups: int = 4
     """Groups per stage-2 step: questions (grpo, seele, uft) or prompt-side hint rows (pss)."""
     group: int = 16
@@ -187,7 +187,7 @@ class Preset:
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
     """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
-    eval_samples: int = 4
+    eval_samples: int = 0
     """Besides greedy pass@1: this many samples per held-out problem at ``eval_temperature`` (0: greedy only)."""
     eval_temperature: float = 0.6
     analysis_limit: int | None = 40
@@ -202,7 +202,7 @@ def preset(name: str) -> Preset:
     if name == "default":
         return Preset()
     if name == "full":
-        return Preset(name="full", pool_per_level=48, stage1_steps=40, stage2_steps=60, seeds=(0, 1, 2),
+        return Preset(name="full", pool_per_level=48, stage1_steps=40, mine_k=8, stage2_steps=60, seeds=(0, 1, 2),
                       eval_samples=8, analysis_limit=None)
     if name == "smoke":
         return Preset(
@@ -223,11 +223,15 @@ PRESETS = ("default", "full", "smoke")
 
 
 def _check_preset(out: Path, p: Preset) -> None:
-    """Refuse to resume a run folder made with another preset (other sizes would reuse stale stages); seeds may grow."""
-    settings = {k: v for k, v in json.loads(json.dumps(asdict(p))).items() if k not in ("seeds", "name")}
+    """Refuse to resume a run folder made with other stage settings (stale stages would be reused); seeds may grow.
+
+    The base model's settings are build_base's business (its stages are kept or rebuilt by their markers).
+    """
+    ignored = ("seeds", "name", "base")
+    settings = {k: v for k, v in json.loads(json.dumps(asdict(p))).items() if k not in ignored}
     path = out / "preset.json"
     if path.exists():
-        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("seeds", "name")}
+        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in ignored}
         changed = sorted(k for k in settings if before.get(k) != settings[k])
         if changed:
             raise ValueError(f"{out} holds a demo run with other {', '.join(changed)}; use another --out folder")
@@ -341,6 +345,24 @@ def evaluate_model(model: str | Path, records: Path, protocol, out: Path, hard_l
             "hard_ci": hard_summary["ci"][_headline(hard_summary)] if hard_summary else None}
 
 
+def exact_steps(folder: Path, references: dict[str, list[str]], hard_levels: tuple[int, ...]) -> dict:
+    """How often a right answer comes with right reasoning: the share of samples that are correct *and* contain
+    every reference step verbatim, per level and over the hard levels.
+
+    On the embedded domain a step's text is determined (each restates its line and its value), so a correct answer
+    without the reference steps is a lucky guess at the final digit (1 in 10).
+    """
+    from .evaluate import level_key
+
+    cells: dict[str, list[bool]] = {}
+    for row in _samples(folder):
+        exact = bool(row["correct"]) and all(step in row["completion"] for step in references[row["problem_id"]])
+        cells.setdefault(level_key(row["difficulty"]), []).append(exact)
+        if row["difficulty"] in hard_levels:
+            cells.setdefault("hard", []).append(exact)
+    return {key: sum(v) / len(v) for key, v in cells.items()}
+
+
 def _headline(summary: dict) -> str:
     return "pass@1" if summary["samples"] == 1 else f"avg@{summary['samples']}"
 
@@ -432,16 +454,18 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
                 f"stage2_{label}", lambda: train_stage(recipe, f"stage 2 {label} ({STAGE2[method]})", progress))
             trained[label] = str(folder)
 
+    references = {q.id: q.steps for q in read_records(test)}
     protocols = [_protocol("greedy", 0, 0.0, p.max_new_tokens)]
     if p.eval_samples:
         protocols.append(_protocol(f"avg{p.eval_samples}", p.eval_samples, p.eval_temperature, p.max_new_tokens))
     evaluations: dict[str, dict] = {}
     for label, path in trained.items():
         for protocol in protocols:
+            folder = out / "eval" / label / protocol.name
             evaluations.setdefault(label, {})[protocol.name] = stages.run(
                 f"eval_{label}_{protocol.name}",
-                lambda: evaluate_model(path, test, protocol, out / "eval" / label / protocol.name, p.mine_levels,
-                                       progress))["result"]
+                lambda: evaluate_model(path, test, protocol, folder, p.mine_levels, progress))["result"] | {
+                "exact": exact_steps(folder, references, p.mine_levels)}
 
     def hard_score(label):  # the headline: greedy accuracy on the held-out hard levels
         return evaluations[label]["greedy"]["hard"] or 0.0
@@ -469,7 +493,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
                    for label in trained},
         "stage2": _stage2_summary(results, p), "stage1": _training_summary(results["stage1"]["result"]),
         "analysis": analyses,
-        "stage_seconds": {**base["stage_seconds"], **_marker_seconds(out)},
+        "stage_seconds": _marker_seconds(out),
     }
     summary["wall_seconds_this_run"] = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -494,7 +518,8 @@ def across_seeds(values, confidence: float = 0.95) -> tuple[float | None, float 
 
 
 def _marker_seconds(out: Path) -> dict[str, float]:
-    return {path.stem: json.loads(path.read_text())["seconds"] for path in sorted((out / "stages").glob("*.json"))}
+    paths = sorted((out / "stages").glob("*.json"), key=lambda path: path.stat().st_mtime)  # pipeline order
+    return {path.stem: json.loads(path.read_text())["seconds"] for path in paths}
 
 
 def _series(logs: list[dict], key: str) -> tuple[list[int], list[float]]:

@@ -112,6 +112,10 @@ def line_plot(path: str | Path, series: dict[str, tuple[Sequence, Sequence]], *,
         ax.set_xscale("log", base=2)
         ticks = sorted({x for xs, _ in series.values() for x in xs})
         ax.set_xticks(ticks, [str(t) for t in ticks])
+    if all(isinstance(x, int) for xs, _ in series.values() for x in xs):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0, 100))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
@@ -271,6 +275,13 @@ def demo_report(summary: dict, out: str | Path) -> Path:
         for method in methods:
             runs = [models[f"{method}_seed{s}" if len(seeds) > 1 else method][protocol] for s in seeds]
             series[method] = (levels, [sum(r["by_level"][lv] for r in runs) / len(runs) for lv in levels])
+        if all("exact" in m[protocol] for m in models.values()):
+            report.text("Right answer with right reasoning: the share of samples whose answer is right *and* whose "
+                        "response contains every reference step (on this domain each step's text is determined, so "
+                        "a right answer without them is a lucky guess at the final digit, 1 in 10).")
+            report.table(["model", *(f"level {lv}" for lv in levels), "hard"],
+                         [[name, *(pct(m[protocol]["exact"].get(lv)) for lv in [*levels, "hard"])]
+                          for name, m in models.items()])
         name = f"accuracy_by_level_{protocol}.png"
         report.image(line_plot(out / name, series, xlabel="difficulty level", ylabel="held-out accuracy (%)",
                                title=f"Held-out accuracy per level ({how})"),
@@ -334,10 +345,10 @@ def demo_report(summary: dict, out: str | Path) -> Path:
         levels = sorted({lv for r in summary["analysis"].values() for lv in
                          r["conditions"].get("plain", {}).get("by_difficulty", {})}, key=float)
         if levels:
-            report.table(["model", *(f"level {lv}: plain / plan / knowledge / chain" for lv in levels)],
-                         [[name, *(" / ".join(pct(r["conditions"][c]["by_difficulty"].get(lv, {}).get("score"))
-                                              if c in r["conditions"] else "–" for c in conditions)
-                                   for lv in levels)] for name, r in summary["analysis"].items()])
+            report.table(["model", "level", *conditions],
+                         [[name, lv, *(pct(r["conditions"][c].get("by_difficulty", {}).get(lv, {}).get("score"))
+                                       if c in r["conditions"] else "–" for c in conditions)]
+                          for name, r in summary["analysis"].items() for lv in levels])
         report.text("Each model's own analysis report (per-level plots, chains link by link): "
                     + ", ".join(f"analysis/{name}/report.md" for name in summary["analysis"]) + ".")
 
