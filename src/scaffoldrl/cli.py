@@ -274,8 +274,9 @@ def demo(
                       mean("mean_hint_rate"))
     console.print(table)
     total = sum(result["stage_seconds"].values())
-    console.print(f"stage times add up to {total:.0f}s (this run: {result['wall_seconds_this_run']:.0f}s); "
-                  f"best stage 2: {result['best_stage2']}; report: {out / 'report.md'}")
+    base_stages = sum(result["stage_seconds"].get(k, 0) for k in ("data", "init", "pretrain", "sft", "hint_table"))
+    console.print(f"stage times add up to {total:.0f}s (base model {base_stages:.0f}s, the rest "
+                  f"{total - base_stages:.0f}s); best stage 2: {result['best_stage2']}; report: {out / 'report.md'}")
 
 
 def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: str | None, concurrency: int):
