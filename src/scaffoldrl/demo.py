@@ -6,7 +6,8 @@ rerun resumes. Stage 1 of the pipeline (this module's :func:`build_base`):
 1. data — train (levels 1-2) and held-out test (all levels) problems;
 2. init — a locally trained tokenizer and a random tiny Qwen2 model;
 3. pretrain — language modelling on the world's facts (forward tables, open inverses);
-4. sft — TRL's SFTTrainer on easy and medium problems: the *base model*;
+4. sft — TRL's SFTTrainer on easy and medium problems, with the fact lines (forward tables and open
+   inverses) mixed in: the *base model*;
 5. hint table — greedy accuracy per level with 0, half, and all but the last
    reference step forced at the start of the response.
 """
@@ -47,7 +48,8 @@ class DemoConfig:
         epochs=1, learning_rate=1e-3, batch_size=64, lr_scheduler="constant_with_warmup"))
     sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=2.5, learning_rate=1e-3, batch_size=32))
     model: tinymodel.TinyModelConfig = field(default_factory=tinymodel.TinyModelConfig)
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
+    """Longest reference responses are ~113 tokens (level 5)."""
 
 
 def hint_prefix(problem: Problem, hint: str) -> str:
@@ -57,7 +59,7 @@ def hint_prefix(problem: Problem, hint: str) -> str:
     return response_prefix("\n".join(problem.steps[:k]) + "\n" if k else "")
 
 
-def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: int = 96) -> dict:
+def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: int = 128) -> dict:
     """Greedy accuracy per (level, hint level): the premise of scaffolding in one table."""
     from .generation import SamplingConfig, generate
     from .verify import get_grader
