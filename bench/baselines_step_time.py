@@ -21,17 +21,12 @@ imitation term), luffy x1.09, prefix_rft x1.07.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
-import torch
-from trainer_overhead import step_times  # same folder: the runner whose timings this script extends
-from transformers import AutoTokenizer
+from trainer_overhead import setup, step_times  # same folder: the runner whose timings this script extends
 
-from scaffoldrl import domain
 from scaffoldrl.recipes import RECIPE_DIR, load_recipe, reward_functions
 from scaffoldrl.trainer import ScaffoldTrainer
 
@@ -46,17 +41,7 @@ def overrides(out: str, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny model)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if not Path(args.model).exists():
-        raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    problems = domain.generate(8, (2, 3), seed=0)
+    args, tokenizer, problems = setup(__doc__.splitlines()[0])
     rewards = reward_functions()
 
     times: dict[str, list[float]] = {name: [] for name in RECIPES}

@@ -45,8 +45,9 @@ def step_times(trainer) -> list[float]:
     return [log["step_time"] for log in trainer.state.log_history if "step_time" in log][1:]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description: str):
+    """The command line both step-time benches share: (args, tokenizer, the 8 problems every run trains on)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
@@ -55,8 +56,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not Path(args.model).exists():
         raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    problems = domain.generate(8, (2, 3), seed=0)
+    return args, AutoTokenizer.from_pretrained(args.model), domain.generate(8, (2, 3), seed=0)
+
+
+def main() -> None:
+    args, tokenizer, problems = setup(__doc__.splitlines()[0])
     rows = Dataset.from_list([r.to_dict() for r in HintPolicy().rows(problems).rows])
 
     times: dict[str, list[float]] = {"trl": [], "ours": []}
