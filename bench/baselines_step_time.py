@@ -10,8 +10,8 @@ tokens and LUFFY's reference traces are not sampled, but they are in the loss's
 forward pass. Runs alternate recipes to spread machine load; each run's first
 step (warm-up) is dropped and the median of TRL's ``step_time`` is compared.
 
-Run: python bench/baselines_step_time.py [--model runs/tiny-base-192x3s] [--steps 8] [--repeats 3]
-(the model: python bench/tiny_base.py)
+Run: python bench/baselines_step_time.py [--model runs/demo/models/base] [--steps 8] [--repeats 3]
+(the model: scaffoldrl demo --base-only)
 
 Measured with ``--steps 6 --repeats 2`` on the 2-core CPU machine while other
 jobs kept its load near 3.5 (so +-20% noise; min-max spreads overlap): grpo

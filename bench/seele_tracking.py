@@ -8,11 +8,11 @@ Warm-up is the first epoch: until every question has been visited once (its
 first visit starts cold, at all-but-the-last step). Also prints the time share
 of the extra rounds (rounds 1..m−1) in a SEELE step.
 
-The model is the tiny base of bench/tiny_base.py, whose accuracy grows with
-the hint gradually (a model trained to zero loss answers every sample of a
-question alike, so a question's accuracy can only be 0 or 1).
+The model is the demo's base (``scaffoldrl demo --base-only``): on levels 3-4
+its samples differ where a step inverts a function it never saw inverted, so a
+question's accuracy grows with the hint instead of jumping from 0 to 1.
 
-Run: python bench/seele_tracking.py [--model runs/tiny-base-192x3s] [--steps 30] [--set hint_unit=steps ...]
+Run: python bench/seele_tracking.py [--model runs/demo/models/base] [--steps 30] [--set hint_unit=steps ...]
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ def train(name: str, out: Path, overrides: dict):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
+    parser.add_argument("--model", default="runs/demo/models/base", help="made by scaffoldrl demo --base-only")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not Path(args.model).exists():
-        raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
+        raise SystemExit(f"no model at {args.model}: make it with scaffoldrl demo --base-only")
     overrides = {"model": args.model, "max_steps": args.steps, "save_strategy": "no", "disable_tqdm": True,
                  **parse_overrides(args.sets)}
     started = time.perf_counter()

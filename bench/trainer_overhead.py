@@ -7,8 +7,8 @@ round, the hint statistics) and our loss additions. Runs alternate
 plain/ours to spread machine load evenly; each run's first step (warm-up) is
 dropped and the median step time (TRL's ``step_time``) is compared.
 
-Run: python bench/trainer_overhead.py [--model runs/tiny-base-192x3s] [--steps 8] [--repeats 3]
-(the model: python bench/tiny_base.py)
+Run: python bench/trainer_overhead.py [--model runs/demo/models/base] [--steps 8] [--repeats 3]
+(the model: scaffoldrl demo --base-only)
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ def step_times(trainer) -> list[float]:
 def setup(description: str):
     """The command line both step-time benches share: (args, tokenizer, the 8 problems every run trains on)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model", default="runs/tiny-base-192x3s", help="made by bench/tiny_base.py")
+    parser.add_argument("--model", default="runs/demo/models/base", help="made by scaffoldrl demo --base-only")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not Path(args.model).exists():
-        raise SystemExit(f"no model at {args.model}: make it with python bench/tiny_base.py --out {args.model}")
+        raise SystemExit(f"no model at {args.model}: make it with scaffoldrl demo --base-only")
     return args, AutoTokenizer.from_pretrained(args.model), domain.generate(8, (2, 3), seed=0)
 
 

@@ -74,6 +74,9 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     prompt = sparkle_prompt("a = zap(3)\nWhat is a?", tok)
     assert tok.tokenize(SPARKLE_INSTRUCTION) == [SPARKLE_INSTRUCTION] and len(tok.tokenize("</think>")) == 1
     assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
+    # a step's key is one token wherever it stands, so the step line is found by a one-token lookup
+    step = "c = gop(b) = gop(6) = 4"
+    assert tok.tokenize(step)[0] == "c =" and tok.tokenize("b such that kel(b) = a = 9 so b = 6")[-3] == "b ="
     config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=1)
     model = tinymodel.build_tiny_model(tok, config)
@@ -83,5 +86,8 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     ids = torch.tensor([tok("a = zap(3) = 5").input_ids])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded(ids).logits)
+    # untied output matrix that starts equal to the embeddings, and stays untied after a reload
+    assert loaded.lm_head.weight.data_ptr() != loaded.model.embed_tokens.weight.data_ptr()
+    assert torch.equal(loaded.lm_head.weight, loaded.model.embed_tokens.weight)
     prompt = tok2.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

@@ -55,7 +55,7 @@ def _cpu_config(out, settings: SFTSettings, progress: bool, completion_only_loss
         output_dir=str(out), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
         warmup_steps=settings.warmup_steps, lr_scheduler_type=settings.lr_scheduler, seed=settings.seed,
-        completion_only_loss=completion_only_loss, bf16=False, use_cpu=True, gradient_checkpointing=False,
+        completion_only_loss=completion_only_loss, bf16=False, use_cpu=True, activation_checkpointing=False,
         save_strategy="no", report_to="none", logging_steps=20, disable_tqdm=not progress,
         dataloader_num_workers=0,
     )

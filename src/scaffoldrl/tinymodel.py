@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .domain import VARS
 from .prompts import SPARKLE_INSTRUCTION
 
 CHAT_TEMPLATE = (
@@ -17,10 +18,11 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "<think>", "</think>", "<answer>", "</answer>"]
+WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "<think>", "</think>", "<answer>", "</answer>", *(f"{v} =" for v in VARS)]
 """Texts the tiny tokenizer keeps as one (ordinary, decodable) token each: the response tags, as Qwen3's
-tokenizer does, and SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
-its compute reading in every prompt."""
+tokenizer does; SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
+its compute reading in every prompt; and the domain's step keys (``c =``), so that finding a step's line
+in the problem is a one-token induction lookup instead of a two-token one."""
 
 
 @dataclass
@@ -28,8 +30,8 @@ class TinyModelConfig:
     """Size of the embedded model: the smallest that learns the demo's base skills on 2 CPU cores.
 
     Three layers: copying a step's function name from the problem is an
-    induction-style lookup keyed on two tokens (the line's variable and its
-    ``=``); ``bench/base_sweep.py --layers 2`` compares.
+    induction-style lookup keyed on the step's ``c =`` token;
+    ``bench/base_model.py`` measures what each choice here does.
     """
 
     vocab_size: int = 512
@@ -37,9 +39,13 @@ class TinyModelConfig:
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
+    num_attention_heads: int = 8
+    num_key_value_heads: int = 8
     max_position_embeddings: int = 1024
+    tie_word_embeddings: bool = False
+    """Untied, with the output matrix starting as a copy of the embeddings: tied embeddings pull every
+    prediction toward the tokens just read (good for copying a function name, bad for looking up a value
+    that is not in the context), and fact recall then stalled on a plateau for thousands of steps."""
     seed: int = 0
 
 
@@ -79,11 +85,13 @@ def build_tiny_model(tokenizer, config: TinyModelConfig | None = None):
         vocab_size=len(tokenizer), hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads, num_key_value_heads=config.num_key_value_heads,
-        max_position_embeddings=config.max_position_embeddings, tie_word_embeddings=True,
+        max_position_embeddings=config.max_position_embeddings, tie_word_embeddings=config.tie_word_embeddings,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.eos_token_id, use_cache=True,
     )
     model = Qwen2ForCausalLM(hf_config)
+    if not config.tie_word_embeddings:
+        model.lm_head.weight.data.copy_(model.model.embed_tokens.weight.data)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -1,0 +1,107 @@
+"""What the embedded base model learns, built by the library's own stages (TRL), for one or more seeds.
+
+Runs :func:`scaffoldrl.demo.build_base` (data, init, pretraining on fact lines, SFT) with the
+demo's settings or overrides of them, and prints per seed, for the pretrained and the SFT model:
+
+* fact recall, teacher-forced (share of fact lines whose value is the argmax): forward / open inverse;
+* step copying, teacher-forced on 60 training problems: function names (found in the problem by the
+  step's ``c =`` key) and arguments (the previous step's value);
+* the base model's greedy hint table (levels x hint none / half / all but the last step);
+* each stage's wall time.
+
+Seeds run one after another in this process; run two processes with ``--threads 1`` to use two cores.
+
+    python bench/base_model.py --seeds 0 --threads 2
+    python bench/base_model.py --seeds 1 --set sft.learning_rate=1e-3 --set model.tie_word_embeddings=true
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from scaffoldrl import domain, tinymodel
+from scaffoldrl.demo import HINTS, DemoConfig, build_base
+from scaffoldrl.prompts import sparkle_prompt
+from scaffoldrl.recipes import parse_overrides
+from scaffoldrl.records import read_records
+
+
+def configure(config: DemoConfig, overrides: dict) -> DemoConfig:
+    """Apply ``section.field=value`` (or ``field=value``) overrides to the nested dataclasses."""
+    for key, value in overrides.items():
+        section, _, name = key.rpartition(".")
+        if section:
+            inner = getattr(config, section)
+            config = dataclasses.replace(config, **{section: dataclasses.replace(inner, **{name: value})})
+        else:
+            config = dataclasses.replace(config, **{name: value})
+    return config
+
+
+@torch.no_grad()
+def fact_recall(model, tok, world: domain.World) -> tuple[float, float]:
+    hits: dict[bool, list[bool]] = {True: [], False: []}
+    for line in world.facts():
+        ids = tok(line).input_ids
+        hits[" so " in line].append(model(input_ids=torch.tensor([ids])).logits[0, -2].argmax().item() == ids[-1])
+    return tuple(round(sum(v) / len(v), 2) for v in (hits[False], hits[True]))
+
+
+@torch.no_grad()
+def copy_accuracy(model, tok, problems) -> dict[str, float]:
+    """Teacher-forced argmax accuracy on the response tokens a step copies rather than computes."""
+    hits: dict[str, list[bool]] = {"function": [], "argument": []}
+    for p in problems:
+        prompt = tok(sparkle_prompt(p.problem, tok)).input_ids
+        ids = prompt + tok(domain.completion_text(p.steps, p.answer)).input_ids
+        pred = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).tolist()
+        toks = tok.convert_ids_to_tokens(ids)
+        for i in range(len(prompt), len(ids)):
+            kind = ("function" if toks[i][1:] in domain.NAMES else
+                    "argument" if toks[i].isdigit() and toks[i - 1] == "(" else None)
+            if kind:
+                hits[kind].append(pred[i - 1] == ids[i])
+    return {k: round(sum(v) / len(v), 2) for k, v in hits.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench-base", help="one run folder per seed inside (resumable)")
+    parser.add_argument("--seeds", default="0", help="comma-separated DemoConfig seeds (data, order, init)")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="DemoConfig override, e.g. sft.learning_rate=1e-3 or model.num_hidden_layers=2")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = parse_overrides(args.sets)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        config = configure(DemoConfig(seed=seed), {**overrides, "model.seed": seed})
+        out = Path(args.out) / f"seed{seed}"
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            base = build_base(out, config, log=lambda *a: None)  # TRL's bars and per-step logs
+        world = domain.World(seed=config.world_seed)
+        train = read_records(out / "data" / "train.jsonl")
+        probe = train[:30] + train[-30:]
+        print(f"seed {seed} ({time.perf_counter() - started:.0f}s; stages "
+              + ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items()) + ")")
+        for stage in ("pretrained", "base"):
+            model, tok = tinymodel.load(out / "models" / stage)
+            model.eval()
+            print(f"  {stage:10s} fact recall fwd/inv {fact_recall(model, tok, world)}, "
+                  f"copy {copy_accuracy(model, tok, probe)}")
+        for level, row in base["hint_table"].items():
+            print(f"  L{level} " + "  ".join(f"{h} {100 * row[h]:3.0f}%" for h in HINTS))
+        print("  config overrides:", json.dumps(overrides))
+
+
+if __name__ == "__main__":
+    main()
