@@ -13,6 +13,13 @@ its samples differ where a step inverts a function it never saw inverted, so a
 question's accuracy grows with the hint instead of jumping from 0 to 1.
 
 Run: python bench/seele_tracking.py [--model runs/demo/models/base] [--steps 30] [--set hint_unit=steps ...]
+
+Measured (one run, base of commit 1e35afc built by ``scaffoldrl demo``, 2-core CPU shared with one other
+one-thread job): after warm-up SEELE's mean accuracy 0.368 (|mean − a*| 0.132; within 0.05 on 3 of 26
+steps) at a mean hint rate of 0.77; zero-variance groups 0.18 vs GRPO's 0.47; step 7.7 s vs 4.1 s, rounds
+1-3 25% of a SEELE step. The miss is the base's: at level 4 it answers 22% even given all but the last
+step, so no hint rate reaches 0.5 there (the earlier base of bench/tiny_base.py, whose accuracy rose
+smoothly with the hint, gave 0.502 and within 0.05 on 19 of 26 steps).
 """
 
 from __future__ import annotations
