@@ -13,6 +13,7 @@ Seeds run one after another in this process; run two processes with ``--threads 
 
     python bench/base_model.py --seeds 0 --threads 2
     python bench/base_model.py --seeds 1 --set sft.learning_rate=1e-3 --set model.tie_word_embeddings=true
+    python bench/base_model.py --seeds 0 --steps 1=2-6 --out runs/bench-base-l16
 """
 
 from __future__ import annotations
@@ -78,9 +79,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated DemoConfig seeds (data, order, init)")
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="DemoConfig override, e.g. sft.learning_rate=1e-3 or model.num_hidden_layers=2")
+    parser.add_argument("--steps", dest="shapes", action="append", default=[],
+                        help="LEVEL=MIN-MAX: step counts of a level's problems instead of the domain's (an experiment "
+                             "knob, e.g. 1=2-6 puts long problems into SFT)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    for shape in args.shapes:
+        level, _, span = shape.partition("=")
+        lo, hi = (int(x) for x in span.split("-"))
+        domain._LEVEL_SHAPE[int(level)] = (lo, hi, *domain._LEVEL_SHAPE[int(level)][2:])
     overrides = parse_overrides(args.sets)
     for seed in (int(s) for s in args.seeds.split(",")):
         config = configure(DemoConfig(seed=seed), {**overrides, "model.seed": seed})
@@ -100,7 +108,7 @@ def main() -> None:
                   f"copy {copy_accuracy(model, tok, probe)}")
         for level, row in base["hint_table"].items():
             print(f"  L{level} " + "  ".join(f"{h} {100 * row[h]:3.0f}%" for h in HINTS))
-        print("  config overrides:", json.dumps(overrides))
+        print("  config overrides:", json.dumps(overrides), "step counts:", args.shapes or "the domain's")
 
 
 if __name__ == "__main__":
