@@ -9,6 +9,10 @@ dropped and the median step time (TRL's ``step_time``) is compared.
 
 Run: python bench/trainer_overhead.py [--model runs/demo/models/base] [--steps 8] [--repeats 3]
 (the model: scaffoldrl demo --base-only)
+
+Measured with ``--steps 8 --repeats 3 --threads 1`` on the base of commit 1e35afc (2-core CPU shared with one
+other one-thread job; one run of the script): plain TRL 0.881 s/step, ours with policy "none" 0.835 s/step
+(median of 21 timed steps each), ratio 0.95 (target <= 1.10).
 """
 
 from __future__ import annotations
