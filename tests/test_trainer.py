@@ -363,3 +363,10 @@ def test_launch_reruns_the_command_under_accelerate_with_the_recipes_config():
     assert command[6:] == ["scaffoldrl", *argv]
     with pytest.raises(ValueError, match="no accelerate config"):
         launch_command(load_recipe(RECIPES / "seele.yaml", "tiny"), argv)
+
+
+def test_overrides_replace_model_and_data_and_reach_the_config():
+    data = {"domain": {"n": 4, "levels": [3], "seed": 1}}
+    recipe = load_recipe(RECIPES / "seele.yaml", "tiny", {"model": "m", "data": data, "max_steps": 3})
+    assert recipe.model == "m" and recipe.data == data and recipe.config["max_steps"] == 3
+    assert "data" not in recipe.config and "model" not in recipe.config

@@ -99,7 +99,7 @@ def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, 
         raise ValueError(f"{path}: no variant {variant!r} (has {sorted(variants)})")
     merged = _merge(raw, variants[variant])
     overrides = dict(overrides or {})
-    for key in ("model", "accelerate"):
+    for key in ("model", "data", "accelerate"):
         if key in overrides:
             merged[key] = overrides.pop(key)
     merged["config"] = {**merged.get("config", {}), **overrides}
