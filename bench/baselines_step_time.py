@@ -13,10 +13,10 @@ step (warm-up) is dropped and the median of TRL's ``step_time`` is compared.
 Run: python bench/baselines_step_time.py [--model runs/demo/models/base] [--steps 8] [--repeats 3]
 (the model: scaffoldrl demo --base-only)
 
-Measured with ``--steps 6 --repeats 2`` on the 2-core CPU machine while other
-jobs kept its load near 3.5 (so +-20% noise; min-max spreads overlap): grpo
-2.14 s/step; uft x1.25 (every rollout hinted: longer sequences, plus the
-imitation term), luffy x1.09, prefix_rft x1.07.
+Measured with ``--steps 6 --repeats 2`` (one run of the script, 2-core CPU shared with one or two other
+one-thread jobs, so min-max spreads overlap), base of commit 1e35afc: grpo 1.21 s/step; uft x1.33 (every
+rollout hinted: longer sequences, plus the imitation term), luffy x1.26, prefix_rft x1.14. (On the earlier
+base of bench/tiny_base.py: 2.14 s/step; x1.25, x1.09, x1.07.)
 """
 
 from __future__ import annotations
