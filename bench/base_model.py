@@ -80,15 +80,19 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="DemoConfig override, e.g. sft.learning_rate=1e-3 or model.num_hidden_layers=2")
     parser.add_argument("--steps", dest="shapes", action="append", default=[],
-                        help="LEVEL=MIN-MAX: step counts of a level's problems instead of the domain's (an experiment "
-                             "knob, e.g. 1=2-6 puts long problems into SFT)")
+                        help="LEVEL=MIN-MAX[:OPEN or :LO-HI]: step counts (and open inverses) of a level's problems "
+                             "instead of the domain's (an experiment knob, e.g. 1=2-6 puts long problems into SFT)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for shape in args.shapes:
         level, _, span = shape.partition("=")
+        span, _, n_open = span.partition(":")
         lo, hi = (int(x) for x in span.split("-"))
-        domain._LEVEL_SHAPE[int(level)] = (lo, hi, *domain._LEVEL_SHAPE[int(level)][2:])
+        _, _, hidden, open_ = domain._LEVEL_SHAPE[int(level)]
+        if n_open:
+            open_ = tuple(int(x) for x in n_open.split("-")) if "-" in n_open else int(n_open)
+        domain._LEVEL_SHAPE[int(level)] = (lo, hi, hidden, open_)
     overrides = parse_overrides(args.sets)
     for seed in (int(s) for s in args.seeds.split(",")):
         config = configure(DemoConfig(seed=seed), {**overrides, "model.seed": seed})

@@ -45,8 +45,8 @@ NAMES = ("zap", "mip", "gop", "tur", "fen", "kel", "dax", "wub")
 VARS = "abcdef"
 DIGITS = 10
 LEVELS = (1, 2, 3, 4, 5)
-# level -> (min steps, max steps, hidden inverses, max open inverses)
-_LEVEL_SHAPE = {1: (2, 4, 0, 0), 2: (3, 6, 0, 1), 3: (3, 6, 1, 1), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
+# level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
+_LEVEL_SHAPE = {1: (2, 4, 0, 0), 2: (3, 6, 0, 1), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ class World:
 
 def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool]]:
     """The (function, inverted?) sequence of a problem at ``level``; last step forward."""
-    lo, hi, n_hidden_inv, max_open_inv = _LEVEL_SHAPE[level]
+    lo, hi, n_hidden_inv, open_inv = _LEVEL_SHAPE[level]
     n = rng.randint(lo, hi)
-    n_open_inv = rng.randint(0, max_open_inv) if level == 3 else max_open_inv
+    n_open_inv = rng.randint(*open_inv) if isinstance(open_inv, tuple) else open_inv
     n_open_inv = min(n_open_inv, n - 1 - n_hidden_inv)
     slots = rng.sample(range(n - 1), n_hidden_inv + n_open_inv)
     hidden_slots, open_slots = set(slots[:n_hidden_inv]), set(slots[n_hidden_inv:])
