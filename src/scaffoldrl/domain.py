@@ -17,13 +17,15 @@ Inverses of the *open* functions appear in the easy/medium training data;
 inverses of the *hidden* ones appear only at the hard levels, so a model that
 has memorised every forward table must guess them (1 in 10) — unless a hint
 reveals them. Step counts overlap across levels, so difficulty is not
-sequence length:
+sequence length, and the training levels hold as many inverse lines as the
+hard ones (a base model trained on one per problem broke down, even given all
+but the last step, on problems with two or three):
 
 ======  ======  ==========================================
 level   steps   inverse steps
 ======  ======  ==========================================
-1       2-4     none
-2       3-6     one of an open function
+1       2-6     none
+2       3-6     one to three of open functions
 3       3-6     one of a hidden function (+ maybe one open)
 4       4-6     two of hidden functions
 5       5-6     three of hidden functions
@@ -46,7 +48,7 @@ VARS = "abcdef"
 DIGITS = 10
 LEVELS = (1, 2, 3, 4, 5)
 # level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
-_LEVEL_SHAPE = {1: (2, 4, 0, 0), 2: (3, 6, 0, 1), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
+_LEVEL_SHAPE = {1: (2, 6, 0, 0), 2: (3, 6, 0, (1, 3)), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
 
 
 @dataclass(frozen=True)
