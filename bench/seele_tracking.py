@@ -14,16 +14,14 @@ question's accuracy grows with the hint instead of jumping from 0 to 1.
 
 Run: python bench/seele_tracking.py [--model runs/demo/models/base] [--steps 30] [--set hint_unit=steps ...]
 
-Measured (one run, base of commit 1e35afc built by ``scaffoldrl demo``, 2-core CPU shared with one other
-one-thread job): after warm-up SEELE's mean accuracy 0.368 (|mean − a*| 0.132; within 0.05 on 3 of 26
-steps) at a mean hint rate of 0.77; zero-variance groups 0.18 vs GRPO's 0.47; step 7.7 s vs 4.1 s, rounds
-1-3 25% of a SEELE step. The miss is the base's: at level 4 it answers 22% even given all but the last
-step, so no hint rate reaches 0.5 there (the earlier base of bench/tiny_base.py, whose accuracy rose
-smoothly with the hint, gave 0.502 and within 0.05 on 19 of 26 steps). On level 3 alone, where the base
-answers 80% given all but the last step (``--set 'data={domain: {n: 32, levels: [3], seed: 0}}'``, same
-machine, one run): mean accuracy 0.450 (|mean − a*| 0.050; per-step gap mean 0.078, within 0.05 on 11 of 26
-steps; 128 samples a step put ~0.044 of binomial noise on each step's accuracy), zero-variance groups 0.08 vs
-GRPO's 0.47, rounds 1-3 31% of a SEELE step.
+Measured (one run each, 2-core CPU shared with one other job, base built by ``scaffoldrl demo``):
+- base of the current domain (level 2 with 1-3 open inverses): after warm-up SEELE's mean accuracy 0.497
+  (|mean − a*| 0.003; per-step gap mean 0.054, max 0.133, within 0.05 on 15 of 26 steps — 128 samples a
+  step put ~0.044 of binomial noise on each step's accuracy) at a mean hint rate near 0.6; zero-variance
+  groups 0.000 vs GRPO's 0.688; step 8.6 s vs 4.2 s, rounds 1-3 30% of a SEELE step.
+- base of commit 1e35afc (one inverse line per training problem; 22% at level 4 even given all but the
+  last step): mean accuracy 0.368, within 0.05 on 3 of 26 steps — no hint rate reaches 0.5 where the
+  base cannot finish; on level 3 alone (``--set 'data={domain: {n: 32, levels: [3], seed: 0}}'``) 0.450.
 """
 
 from __future__ import annotations
