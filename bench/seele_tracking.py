@@ -17,7 +17,7 @@ Run: python bench/seele_tracking.py [--model runs/demo/models/base] [--steps 30]
 Measured (one run each, 2-core CPU shared with one other job, base built by ``scaffoldrl demo``):
 - base of the current domain (level 2 with 1-3 open inverses): after warm-up SEELE's mean accuracy 0.497
   (|mean − a*| 0.003; per-step gap mean 0.054, max 0.133, within 0.05 on 15 of 26 steps — 128 samples a
-  step put ~0.044 of binomial noise on each step's accuracy) at a mean hint rate near 0.6; zero-variance
+  step put ~0.044 of binomial noise on each step's accuracy) at a mean hint rate of 0.60; zero-variance
   groups 0.000 vs GRPO's 0.688; step 8.6 s vs 4.2 s, rounds 1-3 30% of a SEELE step.
 - base of commit 1e35afc (one inverse line per training problem; 22% at level 4 even given all but the
   last step): mean accuracy 0.368, within 0.05 on 3 of 26 steps — no hint rate reaches 0.5 where the
