@@ -42,7 +42,7 @@ def tiny(tiny_model_path) -> str:
 
 def make_trainer(path: str, out: Path, problems=PROBLEMS, reward_funcs=None, **config) -> ScaffoldTrainer:
     args = dict(output_dir=str(out), num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
-                max_steps=2, learning_rate=1e-3, beta=0.0, bf16=False, use_cpu=True, gradient_checkpointing=False,
+                max_steps=2, learning_rate=1e-3, beta=0.0, bf16=False, use_cpu=True, activation_checkpointing=False,
                 report_to="none", logging_steps=1, save_strategy="no", dataloader_num_workers=0, seed=0)
     return ScaffoldTrainer(path, ScaffoldConfig(**{**args, **config}), problems,
                            AutoTokenizer.from_pretrained(path), reward_funcs=reward_funcs)
