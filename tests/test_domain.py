@@ -52,6 +52,10 @@ def test_levels_count_hidden_inverses_not_length():
         assert p.meta["hidden_inverses"] == hidden[int(p.difficulty)]
     lengths = {lvl: {len(p.steps) for p in problems if p.difficulty == lvl} for lvl in (2, 3, 4)}
     assert lengths[2] & lengths[3] & lengths[4], "step counts must overlap across levels"
+    # the training levels hold as many inverse lines per problem as the hard levels (1-3 at level 2)
+    inverse_lines = {lvl: {sum(" such that " in s for s in p.steps) for p in problems if p.difficulty == lvl}
+                     for lvl in (1, 2, 5)}
+    assert inverse_lines[1] == {0} and inverse_lines[2] == {1, 2, 3} and inverse_lines[5] == {3}
 
 
 def test_facts_hold_forward_tables_and_open_inverses_only():

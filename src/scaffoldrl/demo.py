@@ -185,10 +185,9 @@ class Preset:
     stage2: dict = field(default_factory=dict)
     """Config overrides shared by every stage-2 recipe."""
     learning_rate: float | None = None
-    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants). On the current
-    base, 2e-5 leaves held-out accuracy where it was after 20-60 steps; 1e-4 fits a few problems (training accuracy
-    0.1 -> 0.6 in 25 steps on 4 problems) but drove SPARKLE's stage 1 into over-long, truncated answers
-    (accuracy 0) within 15 steps, because its rewarded answers above level 1 are lucky guesses."""
+    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants), which leaves
+    held-out accuracy where it was after 12-60 steps. bench/RESULTS.md used 1e-4 (stage 1 stays stable on the
+    current base; on the earlier near-chance base it drove SPARKLE's stage 1 into over-long, truncated answers)."""
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
     """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
