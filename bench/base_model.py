@@ -3,7 +3,7 @@
 Runs :func:`scaffoldrl.demo.build_base` (data, init, pretraining on fact lines, SFT) with the
 demo's settings or overrides of them, and prints per seed, for the pretrained and the SFT model:
 
-* fact recall, teacher-forced (share of fact lines whose value is the argmax): forward / open inverse;
+* fact recall, teacher-forced (share of fact lines whose value's digits are all the argmax): forward / open inverse;
 * step copying, teacher-forced on 60 training problems: function names (found in the problem by the
   step's ``c =`` key) and arguments (the previous step's value);
 * the base model's greedy hint table (levels x hint none / half / all but the last step);
@@ -52,7 +52,9 @@ def fact_recall(model, tok, world: domain.World) -> tuple[float, float]:
     hits: dict[bool, list[bool]] = {True: [], False: []}
     for line in world.facts():
         ids = tok(line).input_ids
-        hits[" so " in line].append(model(input_ids=torch.tensor([ids])).logits[0, -2].argmax().item() == ids[-1])
+        k = len(line.rpartition(" ")[2])  # the value's digits, one token each
+        pred = model(input_ids=torch.tensor([ids])).logits[0, -k - 1:-1].argmax(-1).tolist()
+        hits[" so " in line].append(pred == ids[-k:])
     return tuple(round(sum(v) / len(v), 2) for v in (hits[False], hits[True]))
 
 
@@ -100,7 +102,7 @@ def main() -> None:
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             base = build_base(out, config, log=lambda *a: None)  # TRL's bars and per-step logs
-        world = domain.World(seed=config.world_seed)
+        world = config.world()
         train = read_records(out / "data" / "train.jsonl")
         probe = train[:30] + train[-30:]
         print(f"seed {seed} ({time.perf_counter() - started:.0f}s; stages "

@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from scaffoldrl import domain, tinymodel
 from scaffoldrl.prompts import SPARKLE_INSTRUCTION, sparkle_prompt
 
@@ -12,22 +14,23 @@ def test_generation_is_deterministic_and_splits_are_disjoint():
     assert not {p.problem for p in a} & {p.problem for p in test}
 
 
-def test_annotations_agree_with_the_world():
-    world = domain.World()
-    for p in domain.generate(30, seed=1):
+@pytest.mark.parametrize("values", [10, 30])
+def test_annotations_agree_with_the_world(values):
+    world = domain.World(values=values)
+    for p in domain.generate(30, seed=1, world=world):
         # each subproblem's answer is its step's result, and the final step gives the answer
-        results = [re.search(r"= (\d)$", s).group(1) for s in p.steps]
+        results = [re.search(r"= (\d+)$", s).group(1) for s in p.steps]
         assert [s.answer for s in p.subproblems] == results
         assert results[-1] == p.answer
         # the problem text never states an intermediate result; the plan neither
-        start = re.findall(r"\d", p.problem)
+        start = re.findall(r"\d+", p.problem)
         assert len(start) == 1
         assert not re.search(r"\d", re.sub(r"^\d+\. ", "", p.plan, flags=re.M))
         # the steps follow the tables; inverse steps sit where meta says and never last
         value = int(start[0])
         for i, step in enumerate(p.steps):
-            inv = re.fullmatch(r"\w such that (\w+)\(\w\) = (?:\w = )?(\d) so \w = (\d)", step)
-            fwd = re.fullmatch(r"\w = (\w+)\(\w\) = \w+\((\d)\) = (\d)|\w = (\w+)\((\d)\) = (\d)", step)
+            inv = re.fullmatch(r"\w such that (\w+)\(\w\) = (?:\w = )?(\d+) so \w = (\d+)", step)
+            fwd = re.fullmatch(r"\w = (\w+)\(\w\) = \w+\((\d+)\) = (\d+)|\w = (\w+)\((\d+)\) = (\d+)", step)
             if inv:
                 name, target, x = inv.group(1), int(inv.group(2)), int(inv.group(3))
                 assert target == value and world.apply(name, x) == target
@@ -38,6 +41,9 @@ def test_annotations_agree_with_the_world():
                 assert arg == value and world.apply(name, arg) == y
                 value = y
             assert bool(inv) == (i in p.meta["inverse_steps"])
+            # no step undoes the one before it (f after f's inverse would hand over the earlier value)
+            assert i == 0 or not (name == prev_name and bool(inv) != prev_inv), p.problem
+            prev_name, prev_inv = name, bool(inv)
         assert len(p.steps) - 1 not in p.meta["inverse_steps"]
         # each step restates its line of the problem (a copy), then finds the value
         lines = p.problem.split("\n")
@@ -63,7 +69,7 @@ def test_facts_hold_forward_tables_and_open_inverses_only():
     facts = world.facts()
     inverted = {re.search(r"(\w+)\(", f).group(1) for f in facts if " so " in f}
     assert inverted == set(world.open) and not inverted & set(world.hidden)
-    assert len([f for f in facts if " so " not in f]) == len(domain.NAMES) * domain.DIGITS
+    assert len([f for f in facts if " so " not in f]) == len(domain.NAMES) * world.values
 
 
 def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
@@ -80,7 +86,8 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
     # a step's key is one token wherever it stands, so the step line is found by a one-token lookup
     step = "c = gop(b) = gop(6) = 4"
-    assert tok.tokenize(step)[0] == "c =" and tok.tokenize("b such that kel(b) = a = 9 so b = 6")[-3] == "b ="
+    inverse = tok.tokenize("b such that kel(b) = a = 9 so b = 6")
+    assert tok.tokenize(step)[0] == "c =" and inverse[0] == "b such that" and inverse[-3] == "b ="
     config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=1)
     model = tinymodel.build_tiny_model(tok, config)

@@ -18,7 +18,7 @@ from scaffoldrl.adaptive import cold_start_rate, fit_three_pl, next_rate
 from scaffoldrl.cli import app
 from scaffoldrl.domain import completion_text
 from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, response_prefix
-from scaffoldrl.recipes import launch_command, load_recipe
+from scaffoldrl.recipes import launch_command, load_recipe, parse_overrides
 from scaffoldrl.trainer import KINDS, POLICY_STATE, ScaffoldConfig, ScaffoldTrainer
 from scaffoldrl.verify import get_grader
 
@@ -370,3 +370,10 @@ def test_overrides_replace_model_and_data_and_reach_the_config():
     recipe = load_recipe(RECIPES / "seele.yaml", "tiny", {"model": "m", "data": data, "max_steps": 3})
     assert recipe.model == "m" and recipe.data == data and recipe.config["max_steps"] == 3
     assert "data" not in recipe.config and "model" not in recipe.config
+
+
+def test_overrides_read_numbers_as_yaml_would_and_exponents_as_floats():
+    assert parse_overrides(["learning_rate=3e-3", "beta=1.0e-3", "max_steps=5", "run_name=1e5-run",
+                            "levels=[3, 4]", "bf16=false"]) == {
+        "learning_rate": 0.003, "beta": 0.001, "max_steps": 5, "run_name": "1e5-run", "levels": [3, 4],
+        "bf16": False}

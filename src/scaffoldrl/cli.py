@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from .domain import VALUES
+
 app = typer.Typer(no_args_is_help=True, help="RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL.")
 
 
@@ -84,6 +86,7 @@ def data_synth(
     seed: int = typer.Option(0, help="Problem seed; the same seed and split give the same problems."),
     split: str = typer.Option("train", help="Split name, mixed into the seed (train, test, ...)."),
     world_seed: int = typer.Option(0, help="Which world of function tables (the domain's 'knowledge')."),
+    world_values: int = typer.Option(VALUES, min=2, help="Size of the function tables (values 0..N-1): a guess is right 1 in N."),
     exclude: Path = typer.Option(None, exists=True, help="Records whose problems must not be repeated (e.g. a train split)."),
 ):
     """Write embedded-domain problems with steps, plan, knowledge and subproblem chains."""
@@ -95,7 +98,8 @@ def data_synth(
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated integers, got {levels!r}", param_hint="--levels") from None
     seen = {p.problem for p in read_records(exclude)} if exclude else None
-    problems = domain.generate(n, wanted, seed=seed, world=domain.World(seed=world_seed), split=split, exclude=seen)
+    problems = domain.generate(n, wanted, seed=seed, world=domain.World(seed=world_seed, values=world_values),
+                               split=split, exclude=seen)
     write_records(problems, out)
     typer.echo(f"{out}: {len(problems)} problems, levels {list(wanted)}")
 

@@ -1,7 +1,7 @@
 """The embedded domain: step-structured problems where difficulty comes from *finding* steps.
 
-A *world* (fixed by ``world_seed``) has named functions, each a permutation of
-the digits 0..9. A problem is a chain of 2-6 definitions, one per line, and
+A *world* (fixed by a seed) has named functions, each a permutation of the
+integers 0..values-1. A problem is a chain of 2-6 definitions, one per line, and
 asks for the last variable::
 
     a = zap(3)
@@ -15,7 +15,7 @@ memorised), an inverse step searches (``b such that kel(b) = a = 6 so b = 4``).
 Restating the line is a copy, so the only thing to *find* is the value.
 Inverses of the *open* functions appear in the easy/medium training data;
 inverses of the *hidden* ones appear only at the hard levels, so a model that
-has memorised every forward table must guess them (1 in 10) — unless a hint
+has memorised every forward table must guess them (1 in ``values``) — unless a hint
 reveals them. Step counts overlap across levels, so difficulty is not
 sequence length, and the training levels hold as many inverse lines as the
 hard ones (a base model trained on one per problem broke down, even given all
@@ -33,7 +33,9 @@ level   steps   inverse steps
 
 The last step is always a forward step, so "all but the last step" leaves a
 routine lookup. Functions are permutations, so a wrong intermediate value
-always leads to a wrong answer: a guess cannot be rescued by later steps.
+always leads to a wrong answer: a guess cannot be rescued by later steps; and
+no step applies a function right after inverting it (or the reverse), which
+would hand back the earlier value and skip the inverse.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .records import Problem, Subproblem
 
 NAMES = ("zap", "mip", "gop", "tur", "fen", "kel", "dax", "wub")
 VARS = "abcdef"
-DIGITS = 10
+VALUES = 20
+"""Default size of the function tables (values 0..VALUES-1): a guessed inverse is right 1 time in 20."""
 LEVELS = (1, 2, 3, 4, 5)
 # level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
 _LEVEL_SHAPE = {1: (2, 6, 0, 0), 2: (3, 6, 0, (1, 3)), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
@@ -57,13 +60,15 @@ class World:
 
     seed: int = 0
     n_hidden: int = 4
+    values: int = VALUES
+    """Every function is a permutation of 0..values-1; a guessed inverse is right 1 time in ``values``."""
     tables: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         rng = random.Random(f"world-{self.seed}")
         tables = {}
         for name in NAMES:
-            perm = list(range(DIGITS))
+            perm = list(range(self.values))
             rng.shuffle(perm)
             tables[name] = tuple(perm)
         object.__setattr__(self, "tables", tables)
@@ -92,7 +97,7 @@ class World:
         lines = []
         for _ in range(repeats):
             for name in NAMES:
-                for x in range(DIGITS):
+                for x in range(self.values):
                     v = rng.choice(VARS)
                     lines.append(f"{v} = {name}({x}) = {self.apply(name, x)}")
                     if name in self.open:
@@ -102,7 +107,7 @@ class World:
 
     def describe(self, name: str) -> str:
         pairs = ", ".join(f"{name}({x}) = {y}" for x, y in enumerate(self.tables[name]))
-        return f"{name} is a function on the digits 0-9: {pairs}."
+        return f"{name} is a function on 0-{self.values - 1}: {pairs}."
 
 
 def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool]]:
@@ -113,14 +118,13 @@ def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool
     n_open_inv = min(n_open_inv, n - 1 - n_hidden_inv)
     slots = rng.sample(range(n - 1), n_hidden_inv + n_open_inv)
     hidden_slots, open_slots = set(slots[:n_hidden_inv]), set(slots[n_hidden_inv:])
-    steps = []
+    steps: list[tuple[str, bool]] = []
     for i in range(n):
-        if i in hidden_slots:
-            steps.append((rng.choice(world.hidden), True))
-        elif i in open_slots:
-            steps.append((rng.choice(world.open), True))
-        else:
-            steps.append((rng.choice(NAMES), False))
+        inverted = i in hidden_slots or i in open_slots
+        names = world.hidden if i in hidden_slots else world.open if i in open_slots else NAMES
+        if steps and steps[-1][1] != inverted:  # f after its own inverse (or before it) would cancel out
+            names = [name for name in names if name != steps[-1][0]]
+        steps.append((rng.choice(names), inverted))
     return steps
 
 
@@ -129,7 +133,7 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
     if level not in _LEVEL_SHAPE:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
     shape = _shape(level, rng, world)
-    start = rng.randrange(DIGITS)
+    start = rng.randrange(world.values)
     lines, steps, plan, subs = [], [], [], []
     prev, value = str(start), start
     for i, (name, inverted) in enumerate(shape):
@@ -168,7 +172,7 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
         subproblems=subs,
         difficulty=float(level),
         source="synth",
-        meta={"world_seed": world.seed, "split": split,
+        meta={"world_seed": world.seed, "world_values": world.values, "split": split,
               "inverse_steps": [i for i, (_, inv) in enumerate(shape) if inv],
               "hidden_inverses": sum(inv and n in world.hidden for n, inv in shape)},
     )

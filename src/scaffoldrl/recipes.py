@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ from typing import Any
 import yaml
 
 from .records import Problem
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, except that ``3e-3`` is a float (YAML 1.1 wants ``3.0e-3``, else a string)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                              list("-+0123456789."))
 
 TRAINERS = ("grpo", "sft")
 RECIPE_DIR = Path("recipes")
@@ -93,7 +102,7 @@ def resolve_path(recipe: str | Path) -> Path:
 def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a recipe file, pick ``variant`` and apply ``overrides`` (config fields, or model/data/...)."""
     path = resolve_path(recipe)
-    raw = yaml.safe_load(path.read_text())
+    raw = yaml.load(path.read_text(), Loader=_Loader)
     variants = raw.pop("variants", {}) or {}
     if variant not in variants:
         raise ValueError(f"{path}: no variant {variant!r} (has {sorted(variants)})")
@@ -169,7 +178,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"expected KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = yaml.load(value, Loader=_Loader)
     return out
 
 

@@ -278,7 +278,7 @@ def demo_report(summary: dict, out: str | Path) -> Path:
         if all("exact" in m[protocol] for m in models.values()):
             report.text("Right answer with right reasoning: the share of samples whose answer is right *and* whose "
                         "response contains every reference step (on this domain each step's text is determined, so "
-                        "a right answer without them is a lucky guess at the final digit, 1 in 10).")
+                        "a right answer without them is a lucky guess at the final value).")
             report.table(["model", *(f"level {lv}" for lv in levels), "hard"],
                          [[name, *(pct(m[protocol]["exact"].get(lv)) for lv in [*levels, "hard"])]
                           for name, m in models.items()])

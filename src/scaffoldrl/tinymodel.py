@@ -18,11 +18,12 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "<think>", "</think>", "<answer>", "</answer>", *(f"{v} =" for v in VARS)]
+WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "<think>", "</think>", "<answer>", "</answer>",
+                *(f"{v} =" for v in VARS), *(f"{v} such that" for v in VARS)]
 """Texts the tiny tokenizer keeps as one (ordinary, decodable) token each: the response tags, as Qwen3's
 tokenizer does; SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
-its compute reading in every prompt; and the domain's step keys (``c =``), so that finding a step's line
-in the problem is a one-token induction lookup instead of a two-token one."""
+its compute reading in every prompt; and the domain's step keys (``c =``, ``c such that``), so that finding
+a step's line in the problem is a one-token induction lookup instead of a two- or four-token one."""
 
 
 @dataclass
