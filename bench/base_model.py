@@ -5,7 +5,7 @@ demo's settings or overrides of them, and prints per seed, for the pretrained an
 
 * fact recall, teacher-forced (share of fact lines whose value's digits are all the argmax): forward / open inverse;
 * step copying, teacher-forced on 60 training problems: function names (found in the problem by the
-  step's ``c =`` key) and arguments (the previous step's value);
+  step's ``c =`` key) and arguments (the first digit of the previous step's value);
 * the base model's greedy hint table (levels x hint none / half / all but the last step);
 * each stage's wall time.
 

@@ -1,7 +1,10 @@
+import json
+from dataclasses import asdict
+
 import pytest
 
 from scaffoldrl import domain
-from scaffoldrl.demo import HINTS, Stages, hint_prefix, hint_table
+from scaffoldrl.demo import HINTS, DemoConfig, Stages, build_base, hint_prefix, hint_table
 
 
 def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
@@ -59,3 +62,11 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     assert again["models"]["grpo"]["greedy"] == result["models"]["grpo"]["greedy"]
     with pytest.raises(ValueError, match="stage2_steps"):  # another preset must not reuse these stages
         run_demo(tmp_path, dataclasses.replace(preset("smoke"), stage2_steps=3), log=logs.append, progress=False)
+
+
+def test_a_run_folder_refuses_a_base_model_with_other_settings(tmp_path):
+    # a folder holding a base built for 10-value tables must not hand it on as the 20-value one
+    (tmp_path / "base_config.json").write_text(json.dumps(asdict(DemoConfig(world_values=10))))
+    with pytest.raises(ValueError, match="world_values"):
+        build_base(tmp_path, DemoConfig(world_values=20))
+    assert not (tmp_path / "stages").exists()

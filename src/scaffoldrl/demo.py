@@ -44,7 +44,8 @@ class DemoConfig:
     fact_repeats: int = 60
     """Passes over the world's 240 fact lines in pretraining (900 steps of 16). Recall is learned in a phase
     change after a plateau; 900 steps leave it at ~40% and SFT, where the fact lines are mixed in, completes
-    it (100% in every run); pretraining to full recall (1,800 steps) did not make SFT learn faster."""
+    it (100% in every run); pretraining to full recall (1,800 steps) did not make SFT learn the step lookup
+    faster in the two exploratory runs made."""
     sft_fact_repeats: int = 18
     """Passes over the fact lines mixed into SFT (~46% of its rows), so recall is completed and kept."""
     pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
@@ -52,7 +53,7 @@ class DemoConfig:
     sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=3.5, learning_rate=2e-3, batch_size=16))
     """Finding a step's line in the problem (an induction lookup) is the last skill to appear. With values
     up to 19 (numbers of one or two digits) it takes the longest: after 2.5 epochs (1,456 updates) it was
-    right for 81-100% of the copied function names, by seed; 3.5 epochs (2,040 updates) made it 100%."""
+    right for 81-100% of the copied function names, by seed; after 3.5 epochs (2,040 updates) for 96-100%."""
     model: tinymodel.TinyModelConfig = field(default_factory=tinymodel.TinyModelConfig)
     max_new_tokens: int = 128
     """Longest reference responses are ~117 tokens (level 5)."""
@@ -114,6 +115,7 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
     """Stages 1-5: returns paths, the hint table and each stage's wall time."""
     config = config or DemoConfig()
     out = Path(out)
+    _check_settings(out, "base_config", asdict(config))
     stages = Stages(out, log)
     world = config.world()
     data, models = out / "data", out / "models"
@@ -232,21 +234,18 @@ def preset(name: str) -> Preset:
 PRESETS = ("default", "full", "smoke")
 
 
-def _check_preset(out: Path, p: Preset) -> None:
-    """Refuse to resume a run folder made with other stage settings (stale stages would be reused); seeds may grow.
-
-    The base model's settings are build_base's business (its stages are kept or rebuilt by their markers).
-    """
-    ignored = ("seeds", "name", "base")
-    settings = {k: v for k, v in json.loads(json.dumps(asdict(p))).items() if k not in ignored}
-    path = out / "preset.json"
+def _check_settings(out: Path, name: str, settings: dict, ignored: tuple[str, ...] = ()) -> None:
+    """Refuse to resume a run folder made with other settings (its finished stages would be reused as if
+    they were made with these); then record them in ``out/name.json``."""
+    settings = json.loads(json.dumps(settings))
+    path = out / f"{name}.json"
     if path.exists():
-        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in ignored}
-        changed = sorted(k for k in settings if before.get(k) != settings[k])
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in settings if k not in ignored and before.get(k) != settings[k])
         if changed:
             raise ValueError(f"{out} holds a demo run with other {', '.join(changed)}; use another --out folder")
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json.loads(json.dumps(asdict(p))), indent=1))
+    path.write_text(json.dumps(settings, indent=1))
 
 
 def _recipe_file(name: str) -> Path:
@@ -425,7 +424,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     p = preset(preset_) if isinstance(preset_, str) else preset_
     out = Path(out)
     started = time.perf_counter()
-    _check_preset(out, p)
+    _check_settings(out, "preset", asdict(p), ignored=("seeds", "name", "base"))  # seeds may grow; base: below
     rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
     base = build_base(out, p.base, log=log)
     stages = Stages(out, log)
