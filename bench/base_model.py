@@ -3,10 +3,12 @@
 Runs :func:`scaffoldrl.demo.build_base` (data, init, pretraining on fact lines, SFT) with the
 demo's settings or overrides of them, and prints per seed, for the pretrained and the SFT model:
 
-* fact recall, teacher-forced (share of fact lines whose value's digits are all the argmax): forward / open inverse;
-* step copying, teacher-forced on 60 training problems: function names (found in the problem by the
-  step's ``c =`` key) and arguments (the first digit of the previous step's value);
+* fact recall, teacher-forced (share of fact lines whose value's tokens are all the argmax): forward / open inverse;
+* step copying, teacher-forced on 300 training problems: function names (found in the problem by the
+  step's ``c =`` key) and arguments (the previous step's value; its first digit when digits are split);
 * the base model's greedy hint table (levels x hint none / half / all but the last step);
+* what goes wrong first in its wrong greedy answers without a hint at levels 1-2: the function name of the
+  next line (whose argument is this step's variable), another function name, a value, or something else;
 * each stage's wall time.
 
 Seeds run one after another in this process; run two processes with ``--threads 1`` to use two cores.
@@ -23,7 +25,9 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -52,7 +56,7 @@ def fact_recall(model, tok, world: domain.World) -> tuple[float, float]:
     hits: dict[bool, list[bool]] = {True: [], False: []}
     for line in world.facts():
         ids = tok(line).input_ids
-        k = len(line.rpartition(" ")[2])  # the value's digits, one token each
+        k = len(ids) - len(tok(line.rpartition(" ")[0]).input_ids)  # the value's tokens
         pred = model(input_ids=torch.tensor([ids])).logits[0, -k - 1:-1].argmax(-1).tolist()
         hits[" so " in line].append(pred == ids[-k:])
     return tuple(round(sum(v) / len(v), 2) for v in (hits[False], hits[True]))
@@ -72,7 +76,32 @@ def copy_accuracy(model, tok, problems) -> dict[str, float]:
                     "argument" if toks[i].isdigit() and toks[i - 1] == "(" else None)
             if kind:
                 hits[kind].append(pred[i - 1] == ids[i])
-    return {k: round(sum(v) / len(v), 2) for k, v in hits.items()}
+    return {k: round(sum(v) / len(v), 3) for k, v in hits.items()}
+
+
+def first_errors(model, tok, problems) -> dict[str, Counter]:
+    """Per level, the kind of the first step that differs from the reference in each wrong greedy answer."""
+    from scaffoldrl.generation import SamplingConfig, generate
+
+    outs = generate(model, tok, [sparkle_prompt(p.problem, tok) for p in problems], SamplingConfig(max_new_tokens=128))
+    name = lambda step: (re.search(r"(\w+)\(", step) or [None, None])[1]  # noqa: E731
+    kinds: dict[str, Counter] = {}
+    for p, out in zip(problems, outs):
+        if f"\\boxed{{{p.answer}}}" in out:
+            continue
+        got = out.split("</think>")[0].replace("<think>", "").strip().split("\n")
+        i = next((i for i, (r, g) in enumerate(zip(p.steps, got)) if r != g), min(len(got), len(p.steps)))
+        g = got[i] if i < len(got) else ""
+        if i >= len(p.steps) or not g:
+            kind = "other"
+        elif name(g) == name(p.steps[i]):
+            kind = "value"
+        elif i + 1 < len(p.steps) and name(g) == name(p.steps[i + 1]):
+            kind = "next line's function"
+        else:
+            kind = "other function"
+        kinds.setdefault(f"{p.difficulty:g}", Counter())[kind] += 1
+    return kinds
 
 
 def main() -> None:
@@ -104,7 +133,7 @@ def main() -> None:
             base = build_base(out, config, log=lambda *a: None)  # TRL's bars and per-step logs
         world = config.world()
         train = read_records(out / "data" / "train.jsonl")
-        probe = train[:30] + train[-30:]
+        probe = train[:150] + train[-150:]  # 300 problems of levels 1 and 2: ~1,200 copied names
         print(f"seed {seed} ({time.perf_counter() - started:.0f}s; stages "
               + ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items()) + ")")
         for stage in ("pretrained", "base"):
@@ -114,6 +143,9 @@ def main() -> None:
                   f"copy {copy_accuracy(model, tok, probe)}")
         for level, row in base["hint_table"].items():
             print(f"  L{level} " + "  ".join(f"{h} {100 * row[h]:3.0f}%" for h in HINTS))
+        test = [p for p in read_records(out / "data" / "test.jsonl") if p.difficulty in (1, 2)]
+        for level, kinds in sorted(first_errors(model, tok, test).items()):
+            print(f"  L{level} wrong without a hint, first error: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
         print("  config overrides:", json.dumps(overrides), "step counts:", args.shapes or "the domain's")
 
 

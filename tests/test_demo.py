@@ -4,7 +4,7 @@ from dataclasses import asdict
 import pytest
 
 from scaffoldrl import domain
-from scaffoldrl.demo import HINTS, DemoConfig, Stages, build_base, hint_prefix, hint_table
+from scaffoldrl.demo import HINTS, DemoConfig, Stages, build_base, fact_rows, hint_prefix, hint_table
 
 
 def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
@@ -12,6 +12,14 @@ def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
     assert hint_prefix(p, "none") == ""
     assert hint_prefix(p, "half") == "<think>\n" + "\n".join(p.steps[:3]) + "\n"
     assert hint_prefix(p, "all_but_last").count("\n") == 6 and p.steps[-1] not in hint_prefix(p, "all_but_last")
+
+
+def test_fact_rows_keep_every_line_once_in_order():
+    lines = domain.World().facts()
+    rows = fact_rows(lines, 10)
+    assert len(rows) == 24 and all(row.count("\n") == 9 for row in rows)
+    assert "\n".join(rows).split("\n") == lines
+    assert fact_rows(lines[:3], 10) == ["\n".join(lines[:3])] and fact_rows(lines, 1) == lines
 
 
 def test_stages_run_once_and_resume(tmp_path):

@@ -79,15 +79,20 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     tok = tinymodel.train_tokenizer(texts, vocab_size=300)
     for text in texts[:5] + ["héllo $\\frac{1}{2}$ ∑ 12345 \x00 🙂"]:
         assert tok.decode(tok(text).input_ids) == text
-    assert all(len(t) == 1 for t in tok.tokenize("9876543210"))  # one token per digit
+    split = tinymodel.train_tokenizer(texts, vocab_size=300, split_digits=True)
+    assert all(len(t) == 1 for t in split.tokenize("9876543210"))  # one token per digit, as Qwen's
     # the response tags and SPARKLE's instruction are one token each, and still decode to their text
     prompt = sparkle_prompt("a = zap(3)\nWhat is a?", tok)
     assert tok.tokenize(SPARKLE_INSTRUCTION) == [SPARKLE_INSTRUCTION] and len(tok.tokenize("</think>")) == 1
     assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
-    # a step's key is one token wherever it stands, so the step line is found by a one-token lookup
-    step = "c = gop(b) = gop(6) = 4"
-    inverse = tok.tokenize("b such that kel(b) = a = 9 so b = 6")
-    assert tok.tokenize(step)[0] == "c =" and inverse[0] == "b such that" and inverse[-3] == "b ="
+    # by default the domain's numbers are whole tokens (with and without a leading space), on the demo's corpus
+    world = domain.World()
+    demo_tok = tinymodel.train_tokenizer(texts + world.facts(), vocab_size=512)
+    assert all(len(demo_tok.tokenize(f"({x}) = {x}")) == 5 for x in range(world.values))
+    # a step's key is one token, so its line is found by a one-token lookup; it stands only at a line's start
+    inverse = demo_tok.tokenize("b such that kel(b) = a = 9 so b = 6")
+    assert demo_tok.tokenize("c = gop(b) = gop(6) = 4")[0] == "c =" and inverse[0] == "b such that"
+    assert inverse[-4:] == [" = a =", "Ġ9", " so b =", "Ġ6"]  # mid-line names are not key tokens
     config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=1)
     model = tinymodel.build_tiny_model(tok, config)

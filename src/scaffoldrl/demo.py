@@ -47,7 +47,11 @@ class DemoConfig:
     it (100% in every run); pretraining to full recall (1,800 steps) did not make SFT learn the step lookup
     faster in the two exploratory runs made."""
     sft_fact_repeats: int = 18
-    """Passes over the fact lines mixed into SFT (~46% of its rows), so recall is completed and kept."""
+    """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
+    sft_fact_lines_per_row: int = 10
+    """Fact lines joined into one SFT row (a short "document"). A batch is padded to its longest row, so
+    one-line fact rows (~8 tokens) beside problems (~120) were more than half padding; ten lines fill a
+    row as a problem does, and a batch of 16 then holds ~15 problems instead of ~9."""
     pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
         epochs=1, learning_rate=1e-3, batch_size=16, lr_scheduler="constant_with_warmup"))
     sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=3.5, learning_rate=2e-3, batch_size=16))
@@ -86,6 +90,11 @@ def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: 
             cell = table.setdefault(f"{p.difficulty:g}", {}).setdefault(hint, [])
             cell.append(bool(v.correct))
     return {level: {h: sum(c) / len(c) for h, c in row.items()} for level, row in sorted(table.items())}
+
+
+def fact_rows(lines: list[str], per_row: int) -> list[str]:
+    """Consecutive fact lines joined ``per_row`` at a time: SFT rows about as long as a problem's."""
+    return ["\n".join(lines[i:i + per_row]) for i in range(0, len(lines), per_row)]
 
 
 class Stages:
@@ -132,7 +141,7 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
         train = read_records(data / "train.jsonl")
         texts = [sparkle_user_turn(p.problem) + domain.completion_text(p.steps, p.answer) for p in train[:300]]
         texts += world.facts()
-        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size)
+        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, config.model.split_digits)
         model = tinymodel.build_tiny_model(tok, config.model)
         tinymodel.save(model, tok, models / "init")
         return {"parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tok)}
@@ -143,7 +152,7 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
         return {"lines": config.fact_repeats * len(world.facts())}
 
     def make_sft():
-        facts = world.facts(config.sft_fact_repeats, seed=config.seed + 1)
+        facts = fact_rows(world.facts(config.sft_fact_repeats, seed=config.seed + 1), config.sft_fact_lines_per_row)
         run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft, texts=facts)
         return {"model": str(models / "base")}
 
