@@ -16,6 +16,7 @@ Seeds run one after another in this process; run two processes with ``--threads 
     python bench/base_model.py --seeds 0 --threads 2
     python bench/base_model.py --seeds 1 --set sft.learning_rate=1e-3 --set model.tie_word_embeddings=true
     python bench/base_model.py --seeds 0 --steps 1=2-6 --out runs/bench-base-l16
+    python bench/base_model.py --seeds 1 --set sft.epochs=3.5 --plain-keys --out runs/bench-base-plain
 """
 
 from __future__ import annotations
@@ -113,9 +114,14 @@ def main() -> None:
     parser.add_argument("--steps", dest="shapes", action="append", default=[],
                         help="LEVEL=MIN-MAX[:OPEN or :LO-HI]: step counts (and open inverses) of a level's problems "
                              "instead of the domain's (an experiment knob, e.g. 1=2-6 puts long problems into SFT)")
+    parser.add_argument("--plain-keys", action="store_true",
+                        help="tokenize the mid-line variable names of inverse steps (' = b =', ' so c =') with the "
+                             "step keys ('b =') instead of as tokens of their own, as before commit 3be7858")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.plain_keys:
+        tinymodel.WHOLE_TOKENS[:] = [t for t in tinymodel.WHOLE_TOKENS if not t.startswith((" = ", " so "))]
     for shape in args.shapes:
         level, _, span = shape.partition("=")
         span, _, n_open = span.partition(":")
@@ -146,7 +152,8 @@ def main() -> None:
         test = [p for p in read_records(out / "data" / "test.jsonl") if p.difficulty in (1, 2)]
         for level, kinds in sorted(first_errors(model, tok, test).items()):
             print(f"  L{level} wrong without a hint, first error: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
-        print("  config overrides:", json.dumps(overrides), "step counts:", args.shapes or "the domain's")
+        print("  config overrides:", json.dumps(overrides), "step counts:", args.shapes or "the domain's",
+              "keys:", "plain" if args.plain_keys else "the tokenizer's")
 
 
 if __name__ == "__main__":
