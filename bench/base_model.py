@@ -151,7 +151,8 @@ def main() -> None:
             print(f"  L{level} " + "  ".join(f"{h} {100 * row[h]:3.0f}%" for h in HINTS))
         test = [p for p in read_records(out / "data" / "test.jsonl") if p.difficulty in (1, 2)]
         for level, kinds in sorted(first_errors(model, tok, test).items()):
-            print(f"  L{level} wrong without a hint, first error: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+            counts = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+            print(f"  L{level} wrong without a hint, first error: {counts}")
         print("  config overrides:", json.dumps(overrides), "step counts:", args.shapes or "the domain's",
               "keys:", "plain" if args.plain_keys else "the tokenizer's")
 
