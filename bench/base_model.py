@@ -5,7 +5,8 @@ demo's settings or overrides of them, and prints per seed, for the pretrained an
 
 * fact recall, teacher-forced (share of fact lines whose value's tokens are all the argmax): forward / open inverse;
 * step copying, teacher-forced on 300 training problems: function names (found in the problem by the
-  step's ``c =`` key) and arguments (the previous step's value; its first digit when digits are split);
+  step's ``c =`` key) and arguments (the first token of the previous step's value);
+* mean tokens of an SFT problem row, a fact line and an SFT fact row, with this run's tokenizer;
 * the base model's greedy hint table (levels x hint none / half / all but the last step);
 * what goes wrong first in its wrong greedy answers without a hint at levels 1-2: the function name of the
   next line (whose argument is this step's variable), another function name, a value, or something else;
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 
 from scaffoldrl import domain, tinymodel
-from scaffoldrl.demo import HINTS, DemoConfig, build_base
+from scaffoldrl.demo import HINTS, DemoConfig, build_base, fact_rows
 from scaffoldrl.prompts import sparkle_prompt
 from scaffoldrl.recipes import parse_overrides
 from scaffoldrl.records import read_records
@@ -83,12 +84,14 @@ def copy_accuracy(model, tok, problems) -> dict[str, float]:
 def first_errors(model, tok, problems) -> dict[str, Counter]:
     """Per level, the kind of the first step that differs from the reference in each wrong greedy answer."""
     from scaffoldrl.generation import SamplingConfig, generate
+    from scaffoldrl.verify import get_grader
 
     outs = generate(model, tok, [sparkle_prompt(p.problem, tok) for p in problems], SamplingConfig(max_new_tokens=128))
+    verdicts = get_grader().grade_batch([(out, p.answer) for out, p in zip(outs, problems)])  # as the hint table
     name = lambda step: (re.search(r"(\w+)\(", step) or [None, None])[1]  # noqa: E731
     kinds: dict[str, Counter] = {}
-    for p, out in zip(problems, outs):
-        if f"\\boxed{{{p.answer}}}" in out:
+    for p, out, verdict in zip(problems, outs, verdicts):
+        if verdict.correct:
             continue
         got = out.split("</think>")[0].replace("<think>", "").strip().split("\n")
         i = next((i for i, (r, g) in enumerate(zip(p.steps, got)) if r != g), min(len(got), len(p.steps)))
@@ -103,6 +106,16 @@ def first_errors(model, tok, problems) -> dict[str, Counter]:
             kind = "other function"
         kinds.setdefault(f"{p.difficulty:g}", Counter())[kind] += 1
     return kinds
+
+
+def row_tokens(tok, problems, config: DemoConfig) -> str:
+    """Mean tokens of an SFT problem row (prompt and response), of a fact line and of an SFT fact row."""
+    lines = config.world().facts()
+    rows = fact_rows(lines, config.sft_fact_lines_per_row)
+    mean = lambda texts: sum(len(tok(t).input_ids) for t in texts) / len(texts)  # noqa: E731
+    problem = mean([sparkle_prompt(p.problem, tok) + domain.completion_text(p.steps, p.answer) for p in problems])
+    return (f"problem row {problem:.1f}, fact line {mean(lines):.1f}, "
+            f"fact row of {config.sft_fact_lines_per_row} lines {mean(rows):.1f}")
 
 
 def main() -> None:
@@ -147,6 +160,7 @@ def main() -> None:
             model.eval()
             print(f"  {stage:10s} fact recall fwd/inv {fact_recall(model, tok, world)}, "
                   f"copy {copy_accuracy(model, tok, probe)}")
+        print(f"  tokens per SFT row: {row_tokens(tok, train, config)}")
         for level, row in base["hint_table"].items():
             print(f"  L{level} " + "  ".join(f"{h} {100 * row[h]:3.0f}%" for h in HINTS))
         test = [p for p in read_records(out / "data" / "test.jsonl") if p.difficulty in (1, 2)]

@@ -85,7 +85,7 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     prompt = sparkle_prompt("a = zap(3)\nWhat is a?", tok)
     assert tok.tokenize(SPARKLE_INSTRUCTION) == [SPARKLE_INSTRUCTION] and len(tok.tokenize("</think>")) == 1
     assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
-    # by default the domain's numbers are whole tokens (with and without a leading space), on the demo's corpus
+    # as trained (in memory), the domain's numbers become whole tokens by default, on the demo's corpus
     world = domain.World()
     demo_tok = tinymodel.train_tokenizer(texts + world.facts(), vocab_size=512)
     assert all(len(demo_tok.tokenize(f"({x}) = {x}")) == 5 for x in range(world.values))

@@ -50,7 +50,7 @@ class DemoConfig:
     """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
     sft_fact_lines_per_row: int = 10
     """Fact lines joined into one SFT row (a short "document"). A batch is padded to its longest row, so
-    one-line fact rows (~8 tokens) beside problems (~120) were more than half padding; ten lines fill a
+    one-line fact rows (~11 tokens) beside problems (~130) were more than half padding; ten lines fill a
     row as a problem does, and a batch of 16 then holds ~15 problems instead of ~9."""
     pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
         epochs=1, learning_rate=1e-3, batch_size=16, lr_scheduler="constant_with_warmup"))

@@ -41,9 +41,10 @@ class TinyModelConfig:
     vocab_size: int = 512
     """Target BPE vocabulary (the tokenizer may end up smaller on a small corpus)."""
     split_digits: bool = False
-    """One token per digit, as Qwen's tokenizers do. Off by default: BPE then merges the domain's numbers
-    into whole tokens (``12`` and `` 12`` are one token each), so a fact lookup maps one token to one token
-    and a problem is ~8% shorter."""
+    """One token per digit while the BPE merges are learned (on: no number merges in the vocabulary). It
+    shapes only the vocabulary: a saved tokenizer reloaded with ``AutoTokenizer`` comes back as a
+    ``Qwen2Tokenizer`` with Qwen's own pre-tokenizer, which splits digits either way, so every model trained
+    by the demo so far read one token per digit (the merged number tokens sit unused in the vocabulary)."""
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
@@ -58,7 +59,7 @@ class TinyModelConfig:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, split_digits: bool = False):
-    """Byte-level BPE with a Qwen-style chat template; numbers are merged like words unless ``split_digits``.
+    """Byte-level BPE with a Qwen-style chat template; numbers may be merged unless ``split_digits``.
 
     Byte-level means any text — a real benchmark included — round-trips, so
     the tiny model can be run on MATH500 for plumbing checks.
