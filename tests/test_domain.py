@@ -74,25 +74,32 @@ def test_facts_hold_forward_tables_and_open_inverses_only():
 
 def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     import torch
+    from transformers import AutoTokenizer, Qwen2Config
 
     texts = [domain.completion_text(p.steps, p.answer) for p in domain.generate(20)]
     tok = tinymodel.train_tokenizer(texts, vocab_size=300)
     for text in texts[:5] + ["héllo $\\frac{1}{2}$ ∑ 12345 \x00 🙂"]:
         assert tok.decode(tok(text).input_ids) == text
-    split = tinymodel.train_tokenizer(texts, vocab_size=300, split_digits=True)
-    assert all(len(t) == 1 for t in split.tokenize("9876543210"))  # one token per digit, as Qwen's
+    assert all(len(t) == 1 for t in tok.tokenize("9876543210"))  # one token per digit, as Qwen's
     # the response tags and SPARKLE's instruction are one token each, and still decode to their text
     prompt = sparkle_prompt("a = zap(3)\nWhat is a?", tok)
     assert tok.tokenize(SPARKLE_INSTRUCTION) == [SPARKLE_INSTRUCTION] and len(tok.tokenize("</think>")) == 1
     assert tok.decode(tok(prompt).input_ids) == prompt and len(tok(prompt).input_ids) < 60  # not ~180
-    # as trained (in memory), the domain's numbers become whole tokens by default, on the demo's corpus
+    # the domain's values are whole tokens, the same token after "(" and after a space; larger numbers split
     world = domain.World()
-    demo_tok = tinymodel.train_tokenizer(texts + world.facts(), vocab_size=512)
-    assert all(len(demo_tok.tokenize(f"({x}) = {x}")) == 5 for x in range(world.values))
+    demo_tok = tinymodel.train_tokenizer(texts + world.facts(), vocab_size=512, numbers=world.values)
+    assert all(demo_tok.tokenize(f"({x}) = {x}") == ["(", str(x), ")", "Ġ=", "Ġ", str(x)] for x in range(world.values))
+    assert demo_tok.tokenize(" 127") == ["Ġ", "1", "2", "7"]
     # a step's key is one token, so its line is found by a one-token lookup; it stands only at a line's start
-    inverse = demo_tok.tokenize("b such that kel(b) = a = 9 so b = 6")
+    inverse = demo_tok.tokenize("b such that kel(b) = a = 9 so b = 16")
     assert demo_tok.tokenize("c = gop(b) = gop(6) = 4")[0] == "c =" and inverse[0] == "b such that"
-    assert inverse[-4:] == [" = a =", "Ġ9", " so b =", "Ġ6"]  # mid-line names are not key tokens
+    assert inverse[-6:] == [" = a =", "Ġ", "9", " so b =", "Ġ", "16"]  # mid-line names are not key tokens
+    # reloaded by path (AutoTokenizer rebuilds a Qwen2Tokenizer), it tokenizes exactly as trained
+    demo_tok.save_pretrained(tmp_path / "tok")
+    Qwen2Config(vocab_size=len(demo_tok)).save_pretrained(tmp_path / "tok")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok", local_files_only=True)
+    for text in texts[:5] + world.facts()[:5] + [prompt, "héllo 2019 ∑ x=13; (7)"]:
+        assert reloaded(text).input_ids == demo_tok(text).input_ids
     config = tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=1)
     model = tinymodel.build_tiny_model(tok, config)

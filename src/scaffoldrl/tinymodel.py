@@ -6,6 +6,7 @@ so the embedded default and a real 7B checkpoint go through the same code.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -40,11 +41,6 @@ class TinyModelConfig:
 
     vocab_size: int = 512
     """Target BPE vocabulary (the tokenizer may end up smaller on a small corpus)."""
-    split_digits: bool = False
-    """One token per digit while the BPE merges are learned (on: no number merges in the vocabulary). It
-    shapes only the vocabulary: a saved tokenizer reloaded with ``AutoTokenizer`` comes back as a
-    ``Qwen2Tokenizer`` with Qwen's own pre-tokenizer, which splits digits either way, so every model trained
-    by the demo so far read one token per digit (the merged number tokens sit unused in the vocabulary)."""
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
@@ -58,28 +54,33 @@ class TinyModelConfig:
     seed: int = 0
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, split_digits: bool = False):
-    """Byte-level BPE with a Qwen-style chat template; numbers may be merged unless ``split_digits``.
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, numbers: int = 0):
+    """Byte-level BPE in Qwen2's own pipeline, the integers below ``numbers`` as whole tokens, a chat template.
 
-    Byte-level means any text — a real benchmark included — round-trips, so
-    the tiny model can be run on MATH500 for plumbing checks.
+    The result is a ``Qwen2Tokenizer``: ``AutoTokenizer`` rebuilds that class (and its digit-splitting
+    pre-tokenizer) for any Qwen2 checkpoint, so a tokenizer trained in any other pipeline would come back
+    from disk tokenizing differently than it was trained. Whole-number tokens undo the digit split for the
+    domain's values, one token per value wherever it stands (``(13)``, ``= 13``): a fact lookup is then one
+    token in, one token out. Byte-level means any text (a real benchmark included) round-trips.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
-    tok = Tokenizer(models.BPE())
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-                         if split_digits else byte_level)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
+    pipeline = Qwen2Tokenizer().backend_tokenizer
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer, bpe.pre_tokenizer = pipeline.normalizer, pipeline.pre_tokenizer
+    bpe.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    trained = json.loads(bpe.to_str())["model"]
+    tok = Qwen2Tokenizer(vocab=trained["vocab"], merges=[tuple(pair) for pair in trained["merges"]],
+                         eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None)
+    tok.add_tokens([AddedToken(text, special=True, normalized=False) for text in SPECIAL_TOKENS])
     tok.add_tokens([AddedToken(text, normalized=False) for text in WHOLE_TOKENS])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token=None, unk_token=None)
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
+    tok.add_tokens([AddedToken(text, normalized=False, single_word=True)  # never a piece of a longer number
+                    for text in map(str, range(numbers))])
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
 
 
 def build_tiny_model(tokenizer, config: TinyModelConfig | None = None):
