@@ -142,7 +142,8 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
         train = read_records(data / "train.jsonl")
         texts = [sparkle_user_turn(p.problem) + domain.completion_text(p.steps, p.answer) for p in train[:300]]
         texts += world.facts()
-        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, numbers=config.world_values)
+        numbers = config.world_values if config.model.whole_numbers else 0
+        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, numbers=numbers)
         model = tinymodel.build_tiny_model(tok, config.model)
         tinymodel.save(model, tok, models / "init")
         return {"parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tok)}

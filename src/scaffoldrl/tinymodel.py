@@ -19,11 +19,11 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "<think>", "</think>", "<answer>", "</answer>",
+WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "assistant", "<think>", "</think>", "<answer>", "</answer>",
                 *(f"{v} =" for v in VARS), *(f"{v} such that" for v in VARS),
                 *(f" = {v} =" for v in VARS), *(f" so {v} =" for v in VARS)]
 """Texts the tiny tokenizer keeps as one (ordinary, decodable) token each: the response tags, as Qwen3's
-tokenizer does; SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
+tokenizer does, and the chat template's ``assistant`` (not in the BPE corpus, it took four tokens); SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
 its compute reading in every prompt; the domain's step keys (``c =``, ``c such that``), so that finding
 a step's line in the problem is a one-token induction lookup instead of a two- or four-token one; and
 the places where an inverse step names a variable mid-line (``… = b = 13 so c = 9``), so that a key
@@ -41,6 +41,8 @@ class TinyModelConfig:
 
     vocab_size: int = 512
     """Target BPE vocabulary (the tokenizer may end up smaller on a small corpus)."""
+    whole_numbers: bool = True
+    """The domain's values as one token each (else one token per digit, as Qwen's own tokenizer)."""
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
