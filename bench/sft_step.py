@@ -1,0 +1,54 @@
+"""Milliseconds per training step of the embedded model (forward, backward, AdamW) on random token ids.
+
+What bounds the base model's build time: SFT steps are compute-bound, so this prints the raw step
+time for a batch shape, thread count and (optionally) ``torch.compile``, without TRL around it.
+Run two processes side by side with ``--threads 1`` to see what data parallelism over the two cores
+would give.
+
+    python bench/sft_step.py --model runs/demo/models/base --threads 2
+    python bench/sft_step.py --model runs/demo/models/base --threads 2 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a saved model folder, e.g. runs/demo/models/base")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=130, help="tokens per row (an SFT batch padded to its longest)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor, needs a C++ compiler)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if args.compile else model
+    ids = torch.randint(0, model.config.vocab_size, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
+
+    def step():
+        forward(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    started = time.perf_counter()
+    for _ in range(3):
+        step()
+    warmup = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    ms = 1000 * (time.perf_counter() - started) / args.steps
+    print(f"batch {args.batch} x {args.length} tokens, {args.threads} thread(s), "
+          f"{'compiled' if args.compile else 'eager'}: {ms:.1f} ms/step (warm-up {warmup:.1f} s, {args.steps} steps)")
+
+
+if __name__ == "__main__":
+    main()
