@@ -43,6 +43,22 @@ data_app = typer.Typer(help="Build and transform problem records and training ro
 app.add_typer(data_app, name="data")
 
 
+def _tokenizer(name: str | None):
+    """The tokenizer at a path or hub name, or None: row builders then cannot measure prompt lengths."""
+    if not name:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def _echo_length_check(checked: bool, dropped: int, max_prompt_tokens: int, engine: str) -> None:
+    if checked:
+        typer.echo(f"dropped {dropped} rows over {max_prompt_tokens} prompt tokens")
+    else:
+        typer.echo(f"prompt lengths not checked (no --tokenizer): {engine} may drop or truncate long rows")
+
+
 @data_app.command("augment")
 def data_augment(
     records: Path = typer.Argument(..., help="Problem records (.jsonl, .json, .parquet or a dataset folder)."),
@@ -60,11 +76,7 @@ def data_augment(
     from .records import read_records
 
     problems = read_records(records)
-    tok = None
-    if tokenizer:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+    tok = _tokenizer(tokenizer)
     config = PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit)
     rowset = SparklePSS(config).rows(problems, tokenizer=tok, max_prompt_tokens=max_prompt_tokens)
     rowset.write(out)
@@ -72,10 +84,7 @@ def data_augment(
     typer.echo(f"{out}: {len(rowset.rows)} rows from {len(problems)} problems; "
                f"rows per level {dict(sorted(per_level.items()))}; final step "
                f"{'hidden' if hide_final_step else 'revealed at the top level'}")
-    if rowset.checked:
-        typer.echo(f"dropped {len(rowset.dropped)} rows over {max_prompt_tokens} prompt tokens")
-    else:
-        typer.echo("prompt lengths not checked (no --tokenizer): the engine may drop or truncate long rows")
+    _echo_length_check(rowset.checked, len(rowset.dropped), max_prompt_tokens, "the engine")
 
 
 @data_app.command("synth")
@@ -141,11 +150,7 @@ def export_verl(
     if policy not in POLICIES:
         raise typer.BadParameter(f"expected one of {', '.join(POLICIES)}", param_hint="--policy")
     name, problems = _records_or_benchmark(records)
-    tok = None
-    if tokenizer:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+    tok = _tokenizer(tokenizer)
     try:
         result = run_export(problems, out, policy=policy, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
                             pss=PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit),
@@ -157,10 +162,7 @@ def export_verl(
     if policy == "pss":
         typer.echo(f"rows per thinking_level {result.per_level}; final step "
                    f"{'hidden' if hide_final_step else 'revealed at the top level'}")
-    if result.checked:
-        typer.echo(f"dropped {len(result.dropped)} rows over {max_prompt_tokens} prompt tokens")
-    else:
-        typer.echo("dropped 0 rows: prompt lengths not checked (no --tokenizer); veRL may drop or truncate long rows")
+    _echo_length_check(result.checked, len(result.dropped), max_prompt_tokens, "veRL")
 
 
 @export_app.command("lm-eval")
