@@ -5,6 +5,7 @@ import pytest
 
 from scaffoldrl import domain
 from scaffoldrl.demo import HINTS, DemoConfig, Stages, build_base, fact_rows, hint_prefix, hint_table
+from scaffoldrl.tinymodel import TinyModelConfig
 
 
 def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
@@ -78,3 +79,18 @@ def test_a_run_folder_refuses_a_base_model_with_other_settings(tmp_path):
     with pytest.raises(ValueError, match="world_values"):
         build_base(tmp_path, DemoConfig(world_values=20))
     assert not (tmp_path / "stages").exists()
+
+
+def test_cli_names_each_changed_nested_setting_of_a_run_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from scaffoldrl.cli import app
+
+    old = asdict(DemoConfig(model=TinyModelConfig(hidden_size=64)))
+    old["model"]["split_digits"] = True  # a setting this version no longer has
+    (tmp_path / "base_config.json").write_text(json.dumps(old))
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--base-only"])
+    assert result.exit_code == 2 and not isinstance(result.exception, ValueError)
+    flat = " ".join(result.output.split()).replace("│", "")
+    assert "model.hidden_size" in flat and "model.split_digits" in flat and "world_values" not in flat
+    assert not (tmp_path / "data").exists()

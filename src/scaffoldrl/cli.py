@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -244,7 +245,8 @@ def demo(
         chosen = dataclasses.replace(chosen, seeds=tuple(int(s) for s in seeds.split(",") if s.strip()))
     if lr is not None:
         chosen = dataclasses.replace(chosen, learning_rate=lr)
-    base = build_base(out, chosen.base, log=console.print)
+    with _out_folder():
+        base = build_base(out, chosen.base, log=console.print)
     table = Table(title="Base model: greedy accuracy on held-out problems by level and hint")
     table.add_column("level")
     for h in HINTS:
@@ -256,7 +258,8 @@ def demo(
         times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())
         console.print(f"stage times: {times}; results in {out}/base.json")
         return
-    result = run_demo(out, chosen, log=console.print)
+    with _out_folder():
+        result = run_demo(out, chosen, log=console.print)
     levels = list(result["models"]["base"]["greedy"]["by_level"])
     table = Table(title="Held-out accuracy by level, greedy, no hints (hard = levels "
                         f"{', '.join(result['models']['base']['greedy']['hard_levels'])})")
@@ -294,6 +297,17 @@ def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: 
         raise typer.BadParameter(str(e), param_hint="--backend") from None
 
 
+@contextmanager
+def _out_folder():
+    """A resumable run folder made with other settings is a bad ``--out``, not a crash."""
+    from .runs import SettingsMismatch
+
+    try:
+        yield
+    except SettingsMismatch as e:
+        raise typer.BadParameter(str(e), param_hint="--out") from None
+
+
 _MODEL = typer.Option(..., "--model", "-m", help="Model folder (or the served model's name with --base-url).")
 _BACKEND = typer.Option("auto", help="auto, transformers, vllm or openai (auto: openai with --base-url, vllm if installed on a GPU).")
 _BASE_URL = typer.Option(None, "--base-url", help="An OpenAI-compatible server, e.g. http://localhost:8000/v1.")
@@ -327,9 +341,11 @@ def eval_(
         raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
     try:
-        summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()], Protocol.load(protocol),
-                           out, limit=limit, field_map=dict(f.split("=", 1) for f in field),
-                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+        with _out_folder():
+            summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()],
+                               Protocol.load(protocol), out, limit=limit,
+                               field_map=dict(f.split("=", 1) for f in field),
+                               max_new_tokens=max_new_tokens, batch_size=batch_size)
     finally:
         generator.close()
     run = summary.pop("_run")
@@ -362,9 +378,10 @@ def analyze(
 
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
     try:
-        result = run_analysis(generator, model, data, Protocol.load(protocol), out,
-                              conditions=[c for c in conditions.split(",") if c.strip()], limit=limit,
-                              max_new_tokens=max_new_tokens, batch_size=batch_size)
+        with _out_folder():
+            result = run_analysis(generator, model, data, Protocol.load(protocol), out,
+                                  conditions=[c for c in conditions.split(",") if c.strip()], limit=limit,
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
     finally:
         generator.close()
     typer.echo(f"{out}: generated {result['_run']['generated']} samples")

@@ -23,6 +23,7 @@ from . import domain, tinymodel
 from .hints import response_prefix
 from .prompts import sparkle_prompt, sparkle_user_turn
 from .records import Problem, read_records, write_records
+from .runs import check_settings
 from .sft import SFTSettings, pretrain_text, run_sft
 
 HINTS = ("none", "half", "all_but_last")
@@ -127,7 +128,7 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
     """Stages 1-5: returns paths, the hint table and each stage's wall time."""
     config = config or DemoConfig()
     out = Path(out)
-    _check_settings(out, "base_config", asdict(config))
+    check_settings(out, "base_config.json", asdict(config))
     stages = Stages(out, log)
     world = config.world()
     data, models = out / "data", out / "models"
@@ -245,20 +246,6 @@ def preset(name: str) -> Preset:
 
 
 PRESETS = ("default", "full", "smoke")
-
-
-def _check_settings(out: Path, name: str, settings: dict, ignored: tuple[str, ...] = ()) -> None:
-    """Refuse to resume a run folder made with other settings (its finished stages would be reused as if
-    they were made with these); then record them in ``out/name.json``."""
-    settings = json.loads(json.dumps(settings))
-    path = out / f"{name}.json"
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in settings if k not in ignored and before.get(k) != settings[k])
-        if changed:
-            raise ValueError(f"{out} holds a demo run with other {', '.join(changed)}; use another --out folder")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=1))
 
 
 def _recipe_file(name: str) -> Path:
@@ -437,7 +424,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     p = preset(preset_) if isinstance(preset_, str) else preset_
     out = Path(out)
     started = time.perf_counter()
-    _check_settings(out, "preset", asdict(p), ignored=("seeds", "name", "base"))  # seeds may grow; base: below
+    check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base"))  # seeds may grow; base: below
     rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
     base = build_base(out, p.base, log=log)
     stages = Stages(out, log)

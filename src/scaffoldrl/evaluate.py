@@ -27,6 +27,7 @@ from .generation import Backend, SamplingConfig, sample_seed
 from .progress import progress_bar
 from .prompts import sparkle_user_turn
 from .records import Problem
+from .runs import check_settings
 
 PROTOCOLS = Path(str(resources.files("scaffoldrl") / "protocols"))
 
@@ -252,24 +253,13 @@ def summarize_rows(rows: Sequence[dict], sampling: Sampling, protocol: Protocol,
     return out
 
 
-def _check_settings(out: Path, settings: dict) -> None:
-    """Refuse to mix samples of another model or protocol into an existing run folder."""
-    path = out / "run.json"
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in settings if before.get(k) != settings[k])
-        if changed:
-            raise ValueError(f"{out} holds a run with other {', '.join(changed)}; use another --out folder")
-    else:
-        path.write_text(json.dumps(settings, indent=2) + "\n")
-
-
 def open_run(out: str | Path, model: str, protocol: Protocol, max_new_tokens: int, **extra) -> SampleStore:
     """The sample store of run folder ``out``, after checking its settings match this run's."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = os.path.abspath(model) if Path(model).exists() else model
-    _check_settings(out, {"model": model, "protocol": protocol.to_dict(), "max_new_tokens": max_new_tokens, **extra})
+    check_settings(out, "run.json",
+                   {"model": model, "protocol": protocol.to_dict(), "max_new_tokens": max_new_tokens, **extra})
     return SampleStore(out / "samples.jsonl")
 
 
