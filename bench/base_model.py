@@ -66,8 +66,13 @@ def fact_recall(model, tok, world: domain.World) -> tuple[float, float]:
 
 @torch.no_grad()
 def copy_accuracy(model, tok, problems) -> dict[str, float]:
-    """Teacher-forced argmax accuracy on the response tokens a step copies rather than computes."""
-    hits: dict[str, list[bool]] = {"function": [], "argument": []}
+    """Teacher-forced argmax accuracy on the response tokens a step copies rather than computes.
+
+    function: a name, found in the problem by the step's key; argument: the number after ``(``; literal:
+    the number a first-line inverse restates from the problem (``a such that mip(a) = 14``), four tokens
+    after the name (its first token when numbers are split into digits).
+    """
+    hits: dict[str, list[bool]] = {"function": [], "argument": [], "literal": []}
     for p in problems:
         prompt = tok(sparkle_prompt(p.problem, tok)).input_ids
         ids = prompt + tok(domain.completion_text(p.steps, p.answer)).input_ids
@@ -75,10 +80,12 @@ def copy_accuracy(model, tok, problems) -> dict[str, float]:
         toks = tok.convert_ids_to_tokens(ids)
         for i in range(len(prompt), len(ids)):
             kind = ("function" if toks[i][1:] in domain.NAMES else
-                    "argument" if toks[i].isdigit() and toks[i - 1] == "(" else None)
+                    "argument" if toks[i].isdigit() and toks[i - 1] == "(" else
+                    "literal" if toks[i].isdigit() and toks[i - 4:i - 1] == [f"({toks[i - 6][0]}", ")", "Ġ="]
+                    and toks[i - 1] == "Ġ" and toks[i - 6].endswith(" such that") else None)
             if kind:
                 hits[kind].append(pred[i - 1] == ids[i])
-    return {k: round(sum(v) / len(v), 3) for k, v in hits.items()}
+    return {k: round(sum(v) / len(v), 3) if v else None for k, v in hits.items()}
 
 
 def first_errors(model, tok, problems) -> dict[str, Counter]:
