@@ -22,10 +22,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a saved model folder, e.g. runs/demo/models/base")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--length", type=int, default=130, help="tokens per row (an SFT batch padded to its longest)")
+    parser.add_argument("--length", type=int, default=130,
+                        help="tokens per row (an SFT batch is padded to its longest)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor, needs a C++ compiler)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (inductor, needs a C++ compiler)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)

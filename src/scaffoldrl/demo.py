@@ -424,7 +424,8 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     p = preset(preset_) if isinstance(preset_, str) else preset_
     out = Path(out)
     started = time.perf_counter()
-    check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base"))  # seeds may grow; base: below
+    # seeds may grow; base: checked by build_base
+    check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base"))
     rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
     base = build_base(out, p.base, log=log)
     stages = Stages(out, log)

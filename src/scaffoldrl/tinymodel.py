@@ -23,8 +23,9 @@ WHOLE_TOKENS = [SPARKLE_INSTRUCTION, "assistant", "<think>", "</think>", "<answe
                 *(f"{v} =" for v in VARS), *(f"{v} such that" for v in VARS),
                 *(f" = {v} =" for v in VARS), *(f" so {v} =" for v in VARS)]
 """Texts the tiny tokenizer keeps as one (ordinary, decodable) token each: the response tags, as Qwen3's
-tokenizer does, and the chat template's ``assistant`` (not in the BPE corpus, it took four tokens); SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of
-its compute reading in every prompt; the domain's step keys (``c =``, ``c such that``), so that finding
+tokenizer does, and the chat template's ``assistant`` (not in the BPE corpus, it took four tokens);
+SPARKLE's fixed 80-word instruction, which a tiny model would otherwise spend most of its compute
+reading in every prompt; the domain's step keys (``c =``, ``c such that``), so that finding
 a step's line in the problem is a one-token induction lookup instead of a two- or four-token one; and
 the places where an inverse step names a variable mid-line (``… = b = 13 so c = 9``), so that a key
 token only ever starts a line and never doubles as a reference to a variable."""
@@ -42,7 +43,9 @@ class TinyModelConfig:
     vocab_size: int = 512
     """Target BPE vocabulary (the tokenizer may end up smaller on a small corpus)."""
     whole_numbers: bool = True
-    """The domain's values as one token each (else one token per digit, as Qwen's own tokenizer)."""
+    """The domain's values as one token each (else one token per digit, as Qwen's own tokenizer). Rows get
+    ~5% shorter, pretraining leaves fact recall at 94-99% instead of ~50%, and seed 1 went from 70% to 100%
+    at level 1 without a hint (``bench/base_model.py --set model.whole_numbers=false``, README)."""
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
