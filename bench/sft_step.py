@@ -33,7 +33,8 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if args.compile else model
-    ids = torch.randint(0, model.config.vocab_size, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(0, model.config.vocab_size, (args.batch, args.length),
+                        generator=torch.Generator().manual_seed(0))
 
     def step():
         forward(input_ids=ids, labels=ids).loss.backward()
