@@ -202,7 +202,9 @@ class ScaffoldTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         """TRL's generation and scoring, with the rows kept for the rollout and its per-token fields turned into tensors."""
         self._rows = inputs
-        output = super()._generate_and_score_completions(inputs)
+        with warnings.catch_warnings():  # TRL 1.16 reads a property transformers 5 deprecates; both are pinned
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+            output = super()._generate_and_score_completions(inputs)
         self._rows = None
         width, device = output["completion_ids"].size(1), output["completion_ids"].device
 
