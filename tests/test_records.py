@@ -3,7 +3,7 @@ import json
 import pytest
 
 from scaffoldrl.records import Problem, RecordError, Subproblem, read_records, write_records
-from scaffoldrl.sources import SOURCES, load_source
+from scaffoldrl.sources import SOURCES, VENDOR, load_source
 
 
 def _problem(i=0):
@@ -55,6 +55,15 @@ def test_every_vendored_source_loads_without_bad_rows():
         records = load_source(name)
         assert len(records) == n and not records.skipped, name
         assert all(p.answer.strip() and p.problem.strip() for p in records), name
+
+
+def test_olympiadbench_reference_is_its_first_solution_not_all_of_them_joined():
+    raw = [json.loads(line) for line in (VENDOR / "benchmarks/olympiadbench.jsonl").open()]
+    i = next(i for i, row in enumerate(raw) if len(row["solution"]) == 3)
+    p = load_source("olympiadbench")[i]
+    assert p.solution.split()[-1] == raw[i]["solution"][0].split()[-1]
+    assert p.meta["alternative_solutions"] == raw[i]["solution"][1:]
+    assert raw[i]["solution"][1][:40] not in p.solution
 
 
 def test_gsm8k_socratic_chain_ends_at_the_answer():

@@ -104,11 +104,12 @@ def _olympiad(row, *, file, index) -> Problem:
     if not isinstance(finals, list) or not finals:
         raise RecordError(*where, "final_answer", "expected a non-empty list")
     answer = ", ".join(a.strip().strip("$") for a in finals)
-    solution = "\n\n".join(row.get("solution") or [])
+    # ``solution`` lists alternative full solutions: the first is the reference, the rest stay in meta
+    first, *alternatives = row.get("solution") or [""]
     return Problem(id=f"olympiadbench-{row.get('id', index)}", problem=_require(row, "question", where),
-                   answer=answer, steps=split_steps(solution), source="olympiadbench",
+                   answer=answer, steps=split_steps(first), source="olympiadbench",
                    meta={k: row.get(k) for k in ("subfield", "unit", "answer_type", "is_multiple_answer")}
-                   | {"subject": row.get("subfield")})
+                   | {"subject": row.get("subfield"), "alternative_solutions": alternatives})
 
 
 # name -> (file under vendor/, converter)
