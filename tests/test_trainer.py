@@ -377,3 +377,24 @@ def test_overrides_read_numbers_as_yaml_would_and_exponents_as_floats():
                             "levels=[3, 4]", "bf16=false"]) == {
         "learning_rate": 0.003, "beta": 0.001, "max_steps": 5, "run_name": "1e5-run", "levels": [3, 4],
         "bf16": False}
+
+
+def test_cpu_sft_trainer_has_trls_loss_and_gradients(tiny, tmp_path):
+    from trl import SFTTrainer
+
+    from scaffoldrl.sft import _cpu_config, sft_dataset, sft_trainer_class, SFTSettings
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    config = _cpu_config(tmp_path, SFTSettings(batch_size=4), progress=False)
+    assert sft_trainer_class(config) is not SFTTrainer
+    losses, grads = [], []
+    for cls in (SFTTrainer, sft_trainer_class(config)):
+        trainer = cls(model=tiny, args=config, train_dataset=sft_dataset(PROBLEMS, tok), processing_class=tok)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # the prompt is not trained
+        loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=(batch["labels"] != -100).sum())
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters()]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)

@@ -75,14 +75,35 @@ def train_sft(model_path: str | Path, problems: Sequence[Problem], config, texts
     return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts))
 
 
+def sft_trainer_class(config):
+    """TRL's SFTTrainer; on the CPU, one that takes the loss from the model's own LM head.
+
+    TRL computes the loss (and entropy and token-accuracy metrics) with a tiled fused LM head, which
+    saves memory on large vocabularies on GPUs; on a CPU with the tiny model's ~400-token vocabulary
+    it made a demo SFT step 14-23% slower than the plain head, for the same loss (``bench/sft_step.py --trl``).
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    if not config.use_cpu:
+        return SFTTrainer
+
+    class CPUSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs,
+                                        num_items_in_batch)
+
+    return CPUSFTTrainer
+
+
 def _train(model_path: str | Path, config, make_dataset) -> Path:
     """Load by path, train with TRL's SFTTrainer on ``make_dataset(tokenizer)``, save model, tokenizer and state."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     model = AutoModelForCausalLM.from_pretrained(str(model_path))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=make_dataset(tokenizer), processing_class=tokenizer)
+    trainer = sft_trainer_class(config)(model=model, args=config, train_dataset=make_dataset(tokenizer),
+                                        processing_class=tokenizer)
     trainer.train()
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
