@@ -102,6 +102,8 @@ class ScaffoldConfig(GRPOConfig):
                 "(Prefix-RFT: 0.2); 1 keeps all."})
 
     def __post_init__(self):
+        if self.activation_checkpointing is None:  # TRL 1.16 defaults the name transformers 5 deprecates
+            self.activation_checkpointing = self.gradient_checkpointing
         super().__post_init__()
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
