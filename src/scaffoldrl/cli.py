@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .domain import VALUES
+from .domain import HIDDEN_LEVELS, VALUES
 
 app = typer.Typer(no_args_is_help=True, help="RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL.")
 
@@ -247,7 +247,9 @@ def demo(
         chosen = dataclasses.replace(chosen, learning_rate=lr)
     with _out_folder():
         base = build_base(out, chosen.base, log=console.print)
-    table = Table(title="Base model: greedy accuracy on held-out problems by level and hint")
+    table = Table(title="Base model: greedy accuracy on held-out problems by level and hint",
+                  caption=f"{chosen.base.test_per_level} problems per level. Levels {', '.join(map(str, HIDDEN_LEVELS))} "
+                          f"need hidden inverses: without a hint, a guess is right 1 in {chosen.base.world_values}")
     table.add_column("level")
     for h in HINTS:
         table.add_column(f"hint: {h}", justify="right")

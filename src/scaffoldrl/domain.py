@@ -52,6 +52,8 @@ VALUES = 20
 LEVELS = (1, 2, 3, 4, 5)
 # level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
 _LEVEL_SHAPE = {1: (2, 6, 0, 0), 2: (3, 6, 0, (1, 3)), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
+HIDDEN_LEVELS = tuple(level for level, shape in _LEVEL_SHAPE.items() if shape[2])
+"""Levels whose problems invert a hidden function: without a hint their answer is a guess."""
 
 
 @dataclass(frozen=True)
