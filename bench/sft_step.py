@@ -67,14 +67,13 @@ def trl_steps(args) -> None:
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from scaffoldrl.demo import DemoConfig, fact_rows
+    from scaffoldrl.demo import DemoConfig
     from scaffoldrl.records import read_records
     from scaffoldrl.sft import _cpu_config, sft_dataset, sft_trainer_class
 
     demo = DemoConfig()
     tok = AutoTokenizer.from_pretrained(args.model)
-    facts = fact_rows(demo.world().facts(demo.sft_fact_repeats, seed=demo.seed + 1), demo.sft_fact_lines_per_row)
-    data = sft_dataset(read_records(args.trl), tok, facts)
+    data = sft_dataset(read_records(args.trl), tok, demo.sft_facts())
     with tempfile.TemporaryDirectory() as out:
         config = _cpu_config(out, demo.sft, progress=False)
         config.max_steps, config.logging_steps = args.steps, args.steps

@@ -248,8 +248,9 @@ def demo(
     with _out_folder():
         base = build_base(out, chosen.base, log=console.print)
     table = Table(title="Base model: greedy accuracy on held-out problems by level and hint",
-                  caption=f"{chosen.base.test_per_level} problems per level. Levels {', '.join(map(str, HIDDEN_LEVELS))} "
-                          f"need hidden inverses: without a hint, a guess is right 1 in {chosen.base.world_values}")
+                  caption=f"{chosen.base.test_per_level} problems per level. Levels "
+                          f"{', '.join(map(str, HIDDEN_LEVELS))} need hidden inverses: without a hint, "
+                          f"a guess is right 1 in {chosen.base.world_values}")
     table.add_column("level")
     for h in HINTS:
         table.add_column(f"hint: {h}", justify="right")

@@ -72,6 +72,10 @@ class DemoConfig:
     def world(self) -> domain.World:
         return domain.World(seed=self.world_seed, values=self.world_values)
 
+    def sft_facts(self) -> list[str]:
+        """The fact rows mixed into SFT: the world's fact lines in another order than pretraining's, joined."""
+        return fact_rows(self.world().facts(self.sft_fact_repeats, seed=self.seed + 1), self.sft_fact_lines_per_row)
+
 
 def hint_prefix(problem: Problem, hint: str) -> str:
     """The forced start of the response for a hint level of the base-model table."""
@@ -160,8 +164,8 @@ def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> 
         return {"lines": config.fact_repeats * len(world.facts())}
 
     def make_sft():
-        facts = fact_rows(world.facts(config.sft_fact_repeats, seed=config.seed + 1), config.sft_fact_lines_per_row)
-        run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft, texts=facts)
+        run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft,
+                texts=config.sft_facts())
         return {"model": str(models / "base")}
 
     def make_table():
