@@ -9,6 +9,7 @@ prints their losses, which must agree.
 
     python bench/sft_step.py --model runs/demo/models/base --threads 2
     python bench/sft_step.py --model runs/demo/models/base --threads 2 --compile
+    python bench/sft_step.py --model runs/demo/models/base --length 139 --profile
     python bench/sft_step.py --model runs/demo/models/pretrained --trl runs/demo/data/train.jsonl
 """
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model (inductor, needs a C++ compiler)")
+    parser.add_argument("--profile", action="store_true", help="also print the ops that take the step's time")
     parser.add_argument("--trl", metavar="TRAIN_JSONL",
                         help="time TRL training steps on these SFT problems (a demo run's data/train.jsonl)")
     args = parser.parse_args()
@@ -58,6 +60,13 @@ def main() -> None:
     ms = 1000 * (time.perf_counter() - started) / args.steps
     print(f"batch {args.batch} x {args.length} tokens, {args.threads} thread(s), "
           f"{'compiled' if args.compile else 'eager'}: {ms:.1f} ms/step (warm-up {warmup:.1f} s, {args.steps} steps)")
+    if args.profile:
+        from torch.profiler import profile
+
+        with profile() as prof:
+            for _ in range(5):
+                step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 def trl_steps(args) -> None:
