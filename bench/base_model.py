@@ -1,6 +1,6 @@
 """What the embedded base model learns, built by the library's own stages (TRL), for one or more seeds.
 
-Runs :func:`scaffoldrl.demo.build_base` (data, init, pretraining on fact lines, SFT) with the
+Runs :func:`scaffoldrl.base_model.build_base` (data, init, pretraining on fact lines, SFT) with the
 demo's settings or overrides of them, and prints per seed, for the pretrained and the SFT model:
 
 * fact recall, teacher-forced (share of fact lines whose value's tokens are all the argmax): forward / open inverse;
@@ -35,13 +35,13 @@ from pathlib import Path
 import torch
 
 from scaffoldrl import domain, tinymodel
-from scaffoldrl.demo import HINTS, DemoConfig, build_base, fact_rows
-from scaffoldrl.prompts import sparkle_prompt
+from scaffoldrl.base_model import HINTS, BaseConfig, build_base, fact_rows
+from scaffoldrl.prompts import reference_response, sparkle_prompt
 from scaffoldrl.recipes import parse_overrides
 from scaffoldrl.records import read_records
 
 
-def configure(config: DemoConfig, overrides: dict) -> DemoConfig:
+def configure(config: BaseConfig, overrides: dict) -> BaseConfig:
     """Apply ``section.field=value`` (or ``field=value``) overrides to the nested dataclasses."""
     for key, value in overrides.items():
         section, _, name = key.rpartition(".")
@@ -75,7 +75,7 @@ def copy_accuracy(model, tok, problems) -> dict[str, float]:
     hits: dict[str, list[bool]] = {"function": [], "argument": [], "literal": []}
     for p in problems:
         prompt = tok(sparkle_prompt(p.problem, tok)).input_ids
-        ids = prompt + tok(domain.completion_text(p.steps, p.answer)).input_ids
+        ids = prompt + tok(reference_response(p.steps, p.answer)).input_ids
         pred = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).tolist()
         toks = tok.convert_ids_to_tokens(ids)
         for i in range(len(prompt), len(ids)):
@@ -115,12 +115,12 @@ def first_errors(model, tok, problems) -> dict[str, Counter]:
     return kinds
 
 
-def row_tokens(tok, problems, config: DemoConfig) -> str:
+def row_tokens(tok, problems, config: BaseConfig) -> str:
     """Mean tokens of an SFT problem row (prompt and response), of a fact line and of an SFT fact row."""
     lines = config.world().facts()
     rows = fact_rows(lines, config.sft_fact_lines_per_row)
     mean = lambda texts: sum(len(tok(t).input_ids) for t in texts) / len(texts)  # noqa: E731
-    problem = mean([sparkle_prompt(p.problem, tok) + domain.completion_text(p.steps, p.answer) for p in problems])
+    problem = mean([sparkle_prompt(p.problem, tok) + reference_response(p.steps, p.answer) for p in problems])
     return (f"problem row {problem:.1f}, fact line {mean(lines):.1f}, "
             f"fact row of {config.sft_fact_lines_per_row} lines {mean(rows):.1f}")
 
@@ -128,9 +128,9 @@ def row_tokens(tok, problems, config: DemoConfig) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-base", help="one run folder per seed inside (resumable)")
-    parser.add_argument("--seeds", default="0", help="comma-separated DemoConfig seeds (data, order, init)")
+    parser.add_argument("--seeds", default="0", help="comma-separated BaseConfig seeds (data, order, init)")
     parser.add_argument("--set", dest="sets", action="append", default=[],
-                        help="DemoConfig override, e.g. sft.learning_rate=1e-3 or model.num_hidden_layers=2")
+                        help="BaseConfig override, e.g. sft.learning_rate=1e-3 or model.num_hidden_layers=2")
     parser.add_argument("--steps", dest="shapes", action="append", default=[],
                         help="LEVEL=MIN-MAX[:OPEN or :LO-HI]: step counts (and open inverses) of a level's problems "
                              "instead of the domain's (an experiment knob, e.g. 1=2-6 puts long problems into SFT)")
@@ -152,7 +152,7 @@ def main() -> None:
         domain._LEVEL_SHAPE[int(level)] = (lo, hi, hidden, open_)
     overrides = parse_overrides(args.sets)
     for seed in (int(s) for s in args.seeds.split(",")):
-        config = configure(DemoConfig(seed=seed), {**overrides, "model.seed": seed})
+        config = configure(BaseConfig(seed=seed), {**overrides, "model.seed": seed})
         out = Path(args.out) / f"seed{seed}"
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -81,7 +81,8 @@ def main() -> None:
     transformers.utils.logging.set_verbosity_error()
     from rich.console import Console
 
-    from scaffoldrl.demo import across_seeds, preset, run_demo
+    from scaffoldrl.demo import preset, run_demo
+    from scaffoldrl.metrics import across_seeds
 
     console = Console()
     seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())

@@ -1,6 +1,6 @@
 """SEELE on the embedded domain: does training accuracy track a*? Beside plain GRPO on the same problems.
 
-Runs the tiny variants of recipes/seele.yaml and recipes/grpo.yaml (same
+Runs the tiny variants of the seele and grpo recipes (same
 model, problems, group size and steps) and prints, per step, SEELE's mean
 hint rate, per-round accuracy, |mean accuracy − a*| and fraction of groups
 with zero reward variance, next to GRPO's accuracy and zero-variance fraction.
@@ -40,12 +40,11 @@ import torch
 
 from scaffoldrl.recipes import load_recipe, parse_overrides, run_recipe
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def train(name: str, out: Path, overrides: dict):
     """Run a tiny recipe; its per-step logs and the recipe."""
-    recipe = load_recipe(RECIPES / f"{name}.yaml", "tiny", {**overrides, "output_dir": str(out / name)})
+    recipe = load_recipe(name, "tiny", {**overrides, "output_dir": str(out / name)})
     with contextlib.redirect_stdout(io.StringIO()):  # TRL prints every step's log; the table below has them
         run_recipe(recipe)
     state = json.loads((out / name / "trainer_state.json").read_text())

@@ -76,11 +76,11 @@ def trl_steps(args) -> None:
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from scaffoldrl.demo import DemoConfig
+    from scaffoldrl.base_model import BaseConfig
     from scaffoldrl.records import read_records
     from scaffoldrl.sft import _cpu_config, sft_dataset, sft_trainer_class
 
-    demo = DemoConfig()
+    demo = BaseConfig()
     tok = AutoTokenizer.from_pretrained(args.model)
     data = sft_dataset(read_records(args.trl), tok, demo.sft_facts())
     with tempfile.TemporaryDirectory() as out:

@@ -1,4 +1,4 @@
-"""Time per training step: ScaffoldTrainer with policy "none" vs plain TRL GRPOTrainer on the same tiny problem.
+"""Time per training step: ScaffoldTrainer with method "grpo" vs plain TRL GRPOTrainer on the same tiny problem.
 
 Both runs get the same model, rows, reward (correctness by the shared grader),
 sampling and seed, so they generate the same completions; the difference is
@@ -11,7 +11,7 @@ Run: python bench/trainer_overhead.py [--model runs/demo/models/base] [--steps 8
 (the model: scaffoldrl demo --base-only)
 
 Measured with ``--steps 8 --repeats 3 --threads 1`` on the base of commit 1e35afc (2-core CPU shared with one
-other one-thread job; one run of the script): plain TRL 0.881 s/step, ours with policy "none" 0.835 s/step
+other one-thread job; one run of the script): plain TRL 0.881 s/step, ours with method "grpo" 0.835 s/step
 (median of 21 timed steps each), ratio 0.95 (target <= 1.10).
 """
 
@@ -31,7 +31,7 @@ from transformers import AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
 
 from scaffoldrl import domain
-from scaffoldrl.hints import HintPolicy
+from scaffoldrl.methods.grpo import GRPO
 from scaffoldrl.rewards import correctness_reward
 from scaffoldrl.trainer import ScaffoldConfig, ScaffoldTrainer
 
@@ -65,7 +65,7 @@ def setup(description: str):
 
 def main() -> None:
     args, tokenizer, problems = setup(__doc__.splitlines()[0])
-    rows = Dataset.from_list([r.to_dict() for r in HintPolicy().rows(problems).rows])
+    rows = Dataset.from_list([r.to_dict() for r in GRPO().rows(problems).rows])
 
     times: dict[str, list[float]] = {"trl": [], "ours": []}
     started = time.perf_counter()
@@ -74,14 +74,14 @@ def main() -> None:
             plain = GRPOTrainer(args.model, reward_funcs=[correctness_reward], args=GRPOConfig(**settings(out, args.steps)),
                                 train_dataset=rows, processing_class=tokenizer)
             times["trl"] += step_times(plain)
-            ours = ScaffoldTrainer(args.model, ScaffoldConfig(**settings(out, args.steps), policy="none"), problems,
+            ours = ScaffoldTrainer(args.model, ScaffoldConfig(**settings(out, args.steps), method="grpo"), problems,
                                    tokenizer)
             times["ours"] += step_times(ours)
     median = {k: statistics.median(v) for k, v in times.items()}
     print(f"model {args.model}, {len(problems)} problems, 4 questions x 8 completions per step, "
           f"{args.repeats} runs x {args.steps - 1} timed steps each, torch threads {args.threads} "
           f"({time.perf_counter() - started:.0f} s)")
-    for name, label in (("trl", "plain TRL GRPOTrainer"), ("ours", "ScaffoldTrainer, policy none")):
+    for name, label in (("trl", "plain TRL GRPOTrainer"), ("ours", "ScaffoldTrainer, method grpo")):
         v = times[name]
         print(f"{label:<30} median {median[name]:.3f} s/step  (min {min(v):.3f}, max {max(v):.3f}, n={len(v)})")
     print(f"ratio ours / TRL: {median['ours'] / median['trl']:.3f} (target <= 1.10)")

@@ -69,7 +69,7 @@ def main() -> int:
     from verl.utils.tokenizer import normalize_token_ids
 
     from scaffoldrl import domain
-    from scaffoldrl.hints import PSSConfig
+    from scaffoldrl.methods.sparkle import PSSConfig
     from scaffoldrl.integrations.verl import export_verl
 
     print(f"veRL {verl.__version__}")
@@ -86,7 +86,7 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     problems = domain.generate(args.problems, levels=(3, 4, 5), seed=3)
     with tempfile.TemporaryDirectory() as tmp:
-        unchecked = export_verl(problems, Path(tmp) / "all", policy="pss", pss=PSSConfig(resplit=False))
+        unchecked = export_verl(problems, Path(tmp) / "all", method="pss", pss=PSSConfig(resplit=False))
         data_config = config.data.copy()
         OmegaConf.set_struct(data_config, False)
         data_config.max_prompt_length = 10**6
@@ -100,7 +100,7 @@ def main() -> int:
         limit = lengths[len(lengths) // 2]
         data_config.max_prompt_length = limit
         kept_by_verl = len(RLHFDataset(str(unchecked.path), tokenizer, data_config))
-        ours = export_verl(problems, Path(tmp) / "checked", policy="pss", pss=PSSConfig(resplit=False),
+        ours = export_verl(problems, Path(tmp) / "checked", method="pss", pss=PSSConfig(resplit=False),
                            tokenizer=tokenizer, max_prompt_tokens=limit)
         print(f"2. {unchecked.rows} rows; at {limit} prompt tokens veRL's filter keeps {kept_by_verl}, "
               f"our export keeps {ours.rows} (dropped {len(ours.dropped)})")

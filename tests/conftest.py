@@ -11,10 +11,10 @@ def tiny_model_path(tmp_path_factory):
     import torch
 
     from scaffoldrl import domain, tinymodel
-    from scaffoldrl.prompts import sparkle_user_turn
+    from scaffoldrl.prompts import reference_response, sparkle_user_turn
 
     problems = domain.generate(10)
-    texts = [sparkle_user_turn(p.problem) for p in problems] + [domain.completion_text(p.steps, p.answer)
+    texts = [sparkle_user_turn(p.problem) for p in problems] + [reference_response(p.steps, p.answer)
                                                                 for p in problems]
     tok = tinymodel.train_tokenizer(texts, vocab_size=400)
     model = tinymodel.build_tiny_model(tok, tinymodel.TinyModelConfig(

@@ -1,4 +1,4 @@
-"""The baselines' policies and loss pieces against hand-computed values (their runs through TRL: test_trainer.py)."""
+"""The baselines' rollout plans and loss pieces against hand-computed values (their runs through TRL: test_trainer.py)."""
 
 import math
 
@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from scaffoldrl.baselines import LuffyOffPolicy, PrefixRFTHints, UFTBinomialHints, cosine_schedule, shaped_ratio
+from scaffoldrl.methods.base import cosine_schedule
+from scaffoldrl.methods.luffy import Luffy, shaped_ratio
+from scaffoldrl.methods.prefix_rft import PrefixRFT
+from scaffoldrl.methods.uft import UFT
 from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference
 from scaffoldrl.records import Problem
 
@@ -21,9 +24,9 @@ def test_cosine_schedule_end_points():
     assert cosine_schedule(5, 10, 0.95, 0.05) == pytest.approx(0.5)  # halfway: the mean of the ends
     assert cosine_schedule(10, 10, 0.95, 0.05) == pytest.approx(0.05)
     assert cosine_schedule(25, 10, 0.95, 0.05) == pytest.approx(0.05)  # held after the horizon
-    prefix = PrefixRFTHints(0.95, 0.05, decay_steps=100)
+    prefix = PrefixRFT(0.95, 0.05, decay_steps=100)
     assert (prefix.fraction(0), prefix.fraction(100)) == pytest.approx((0.95, 0.05))
-    uft = UFTBinomialHints(0.9, 0.1, hint_steps=10)
+    uft = UFT(0.9, 0.1, hint_steps=10)
     # p(t) = p_low + (p_high - p_low)/2 * (1 + cos(pi (t + 1) / T_hint)) for t < T_hint, else 0
     assert uft.rate(0) == pytest.approx(0.1 + 0.4 * (1 + math.cos(math.pi / 10)))
     assert uft.rate(9) == pytest.approx(0.1)  # p_low at the last hinted step
@@ -32,7 +35,7 @@ def test_cosine_schedule_end_points():
 
 def test_uft_hint_lengths_are_binomial():
     """At p = 0.5 over L = 6 steps, 20,000 draws have mean L·p = 3 and variance L·p(1 − p) = 1.5."""
-    uft, ref = UFTBinomialHints(0.9, 0.1, hint_steps=10), reference(6)
+    uft, ref = UFT(0.9, 0.1, hint_steps=10), reference(6)
     assert uft.rate(4) == pytest.approx(0.5)  # cos(pi/2) = 0
     plans = uft.plan(ref, step=4, round=0, n=20_000)
     units = np.array([p.units for p in plans])
@@ -56,13 +59,13 @@ def test_shaped_ratio_value_and_gradient():
 
 def test_luffy_and_prefix_rft_replace_the_last_rollouts_of_a_group():
     ref = reference(6)
-    luffy = LuffyOffPolicy(2).plan(ref, step=0, round=0, n=8)
+    luffy = Luffy(2).plan(ref, step=0, round=0, n=8)
     assert [p.kind for p in luffy] == [ON_POLICY] * 6 + [OFF_POLICY] * 2 and luffy[-1].units == 6
-    prefix = PrefixRFTHints(0.95, 0.05, decay_steps=10, prefixed=2)
+    prefix = PrefixRFT(0.95, 0.05, decay_steps=10, prefixed=2)
     first, last = prefix.plan(ref, 0, 0, 8), prefix.plan(ref, 10, 0, 8)
     assert [p.units for p in first] == [0] * 6 + [ref.units_for(0.95)] * 2 == [0] * 6 + [6, 6]
     assert [p.units for p in last] == [0] * 8  # 5% of 6 steps rounds to none
     with pytest.raises(ValueError, match="no on-policy"):
-        LuffyOffPolicy(4).plan(ref, 0, 0, 4)
+        Luffy(4).plan(ref, 0, 0, 4)
     with pytest.raises(ValueError, match="at least one"):
-        PrefixRFTHints(0.95, 0.05, 10, prefixed=0)
+        PrefixRFT(0.95, 0.05, 10, prefixed=0)

@@ -4,7 +4,8 @@ from dataclasses import asdict
 import pytest
 
 from scaffoldrl import domain
-from scaffoldrl.demo import HINTS, DemoConfig, Stages, build_base, fact_rows, hint_prefix, hint_table
+from scaffoldrl.base_model import HINTS, BaseConfig, build_base, fact_rows, hint_prefix, hint_table
+from scaffoldrl.runs import Stages
 from scaffoldrl.tinymodel import TinyModelConfig
 
 
@@ -75,9 +76,9 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
 
 def test_a_run_folder_refuses_a_base_model_with_other_settings(tmp_path):
     # a folder holding a base built for 10-value tables must not hand it on as the 20-value one
-    (tmp_path / "base_config.json").write_text(json.dumps(asdict(DemoConfig(world_values=10))))
+    (tmp_path / "base_config.json").write_text(json.dumps(asdict(BaseConfig(world_values=10))))
     with pytest.raises(ValueError, match="world_values"):
-        build_base(tmp_path, DemoConfig(world_values=20))
+        build_base(tmp_path, BaseConfig(world_values=20))
     assert not (tmp_path / "stages").exists()
 
 
@@ -86,7 +87,7 @@ def test_cli_names_each_changed_nested_setting_of_a_run_folder(tmp_path):
 
     from scaffoldrl.cli import app
 
-    old = asdict(DemoConfig(model=TinyModelConfig(hidden_size=64)))
+    old = asdict(BaseConfig(model=TinyModelConfig(hidden_size=64)))
     old["model"]["split_digits"] = True  # a setting this version no longer has
     (tmp_path / "base_config.json").write_text(json.dumps(old))
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--base-only"])

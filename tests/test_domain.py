@@ -3,7 +3,7 @@ import re
 import pytest
 
 from scaffoldrl import domain, tinymodel
-from scaffoldrl.prompts import SPARKLE_INSTRUCTION, sparkle_prompt
+from scaffoldrl.prompts import SPARKLE_INSTRUCTION, reference_response, sparkle_prompt
 
 
 def test_generation_is_deterministic_and_splits_are_disjoint():
@@ -76,7 +76,7 @@ def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):
     import torch
     from transformers import AutoTokenizer, Qwen2Config
 
-    texts = [domain.completion_text(p.steps, p.answer) for p in domain.generate(20)]
+    texts = [reference_response(p.steps, p.answer) for p in domain.generate(20)]
     tok = tinymodel.train_tokenizer(texts, vocab_size=300)
     for text in texts[:5] + ["héllo $\\frac{1}{2}$ ∑ 12345 \x00 🙂"]:
         assert tok.decode(tok(text).input_ids) == text

@@ -3,8 +3,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from scaffoldrl.hints import (HINTED, OFF_POLICY, ON_POLICY, HintPolicy, PSSConfig, Reference, SparklePSS,
-                              response_prefix)
+from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, response_prefix
+from scaffoldrl.methods import get_method, method_names
+from scaffoldrl.methods.grpo import GRPO
+from scaffoldrl.methods.sparkle import PSSConfig, SparklePSS
 from scaffoldrl.prompts import THINK_OPEN, sparkle_user_turn
 from scaffoldrl.records import Problem
 from scaffoldrl.tinymodel import train_tokenizer
@@ -53,7 +55,7 @@ def test_plans_and_response_prefix():
     assert ref.off_policy() == ref.off_policy().__class__(OFF_POLICY, 5, 1.0)
     assert response_prefix("") == ""
     assert response_prefix(ref.prefix(2)) == THINK_OPEN + ref.prefix(2)
-    assert HintPolicy().plan(ref, step=0, round=0, n=3) == [ref.plan(0)] * 3
+    assert GRPO().plan(ref, step=0, round=0, n=3) == [ref.plan(0)] * 3
 
 
 def test_pss_levels_are_cumulative_chunks_after_think():
@@ -117,8 +119,8 @@ def test_rows_write_in_trl_conversational_format(tmp_path, suffix):
     assert back[1]["answer"] == "64" and back[1]["problem_id"] == "p1" and back[1]["level"] == 1
 
 
-def test_step_stats_for_any_policy():
-    policy = HintPolicy()
+def test_step_stats_for_any_method():
+    policy = GRPO()
     assert policy.end_step() is None
     policy.observe("a", 0.0, 0.0)
     policy.observe("a", 0.5, 0.0)            # group a: all wrong -> zero variance
@@ -136,11 +138,23 @@ def test_step_stats_for_any_policy():
     assert policy.observations == {} and policy.end_step() is None
 
 
-def test_state_files_name_their_policy(tmp_path):
-    path = HintPolicy().save_state(tmp_path / "hint_state.json")
-    HintPolicy().load_state(path)
-    with pytest.raises(ValueError, match="HintPolicy"):
+def test_state_files_name_their_method(tmp_path):
+    path = GRPO().save_state(tmp_path / "hint_state.json")
+    GRPO().load_state(path)
+    with pytest.raises(ValueError, match="GRPO"):
         SparklePSS().load_state(path)
+
+
+def test_methods_are_found_by_name_or_by_import_path():
+    assert method_names() == ["grpo", "luffy", "prefix_rft", "pss", "seele", "uft"]
+    assert get_method("pss") is SparklePSS
+    assert get_method("scaffoldrl.methods.grpo:GRPO") is GRPO
+    with pytest.raises(ValueError, match="unknown method 'sele'"):
+        get_method("sele")
+    with pytest.raises(ValueError, match="not a subclass"):
+        get_method("scaffoldrl.hints:Reference")
+    with pytest.raises(ValueError, match="cannot import"):
+        get_method("scaffoldrl.nowhere:Method")
 
 
 def test_data_augment_command(tmp_path, tokenizer):

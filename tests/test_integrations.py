@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from scaffoldrl import domain, tinymodel
 from scaffoldrl.cli import app
-from scaffoldrl.hints import PSSConfig, SparklePSS
+from scaffoldrl.methods.sparkle import PSSConfig, SparklePSS
 from scaffoldrl.integrations import lm_eval as lme
 from scaffoldrl.integrations import verl
 from scaffoldrl.prompts import THINK_OPEN, sparkle_prompt, sparkle_user_turn
@@ -27,7 +27,7 @@ from scaffoldrl.records import write_records
 
 GOOD = "<think>\n2 + 2 = 4\n</think>\n<answer>\nThe answer is \\boxed{4}.\n</answer>"
 
-# veRL's row schema (SPEC §5) spelled out independently of the code under test.
+# veRL's row schema spelled out independently of the code under test.
 EXPECTED_SCHEMA = pa.schema([
     ("data_source", pa.string()),
     ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
@@ -55,7 +55,7 @@ def tokenizer(problems):
 
 
 def test_plain_export_reads_back_in_verl_schema(tmp_path, problems):
-    result = verl.export_verl(problems, tmp_path, policy="none", data_source="dsr")
+    result = verl.export_verl(problems, tmp_path, method="grpo", data_source="dsr")
     table = pq.read_table(result.path)
     assert table.schema.equals(EXPECTED_SCHEMA, check_metadata=False)
     rows = table.to_pylist()
@@ -72,7 +72,7 @@ def test_plain_export_reads_back_in_verl_schema(tmp_path, problems):
 
 def test_pss_export_is_the_pss_augmentation_one_row_per_level(tmp_path, problems):
     config = PSSConfig(levels=4, resplit=False)
-    result = verl.export_verl(problems, tmp_path, policy="pss", pss=config)
+    result = verl.export_verl(problems, tmp_path, method="pss", pss=config)
     rows = pq.read_table(result.path).to_pylist()
     expected = SparklePSS(config).rows(problems).rows  # the augmentation `scaffoldrl data augment` writes
     assert [r["prompt"][0]["content"] for r in rows] == [e.content for e in expected]
@@ -100,7 +100,7 @@ def test_rows_over_the_token_limit_are_dropped_and_counted(tmp_path, problems, t
     limit = lengths[len(lengths) // 2]
     too_long = sum(n > limit for n in lengths)
     assert 0 < too_long < len(lengths)
-    result = verl.export_verl(problems, tmp_path, policy="pss", pss=PSSConfig(resplit=False), tokenizer=tokenizer,
+    result = verl.export_verl(problems, tmp_path, method="pss", pss=PSSConfig(resplit=False), tokenizer=tokenizer,
                               max_prompt_tokens=limit)
     assert len(result.dropped) == too_long and result.rows == len(lengths) - too_long
     assert pq.read_table(result.path).num_rows == result.rows
@@ -114,7 +114,7 @@ def test_cli_export_verl_prints_rows_written_and_dropped(tmp_path, problems, tok
     out = tmp_path / "verl"
     lengths = _prompt_lengths(problems, tokenizer)
     limit = lengths[len(lengths) // 3]
-    result = CliRunner().invoke(app, ["export", "verl", "--records", str(records), "--policy", "pss", "--out", str(out),
+    result = CliRunner().invoke(app, ["export", "verl", "--records", str(records), "--method", "pss", "--out", str(out),
                                       "--model", str(tmp_path / "tok"), "--max-prompt-tokens", str(limit),
                                       "--no-resplit", "--split", "train"])
     assert result.exit_code == 0, result.output
@@ -123,8 +123,8 @@ def test_cli_export_verl_prints_rows_written_and_dropped(tmp_path, problems, tok
     assert manifest["dropped"] == dropped > 0 and manifest["rows"] == len(lengths) - dropped
     assert f"wrote {manifest['rows']} rows from {len(problems)} problems" in result.output
     assert f"dropped {dropped} rows over {limit} prompt tokens" in result.output
-    assert manifest["data_source"] == "hard" and manifest["policy"] == "pss"
-    bad = CliRunner().invoke(app, ["export", "verl", "--records", str(records), "--policy", "seele", "--out", str(out)])
+    assert manifest["data_source"] == "hard" and manifest["method"] == "pss"
+    bad = CliRunner().invoke(app, ["export", "verl", "--records", str(records), "--method", "seele", "--out", str(out)])
     assert bad.exit_code != 0
 
 
@@ -150,7 +150,7 @@ def test_entry_point_loaded_as_verl_does_and_called_from_a_thread_pool(tmp_path,
     fn = make({})
     assert not inspect.iscoroutinefunction(verl.compute_score)
     pickle.dumps(verl.compute_score)  # process-pool reward managers pickle it
-    rows = pq.read_table(verl.export_verl(problems, tmp_path, policy="pss",
+    rows = pq.read_table(verl.export_verl(problems, tmp_path, method="pss",
                                           pss=PSSConfig(resplit=False)).path).to_pylist()
     answer = rows[0]["reward_model"]["ground_truth"]
     no_think = GOOD.replace("4", answer).removeprefix("<think>\n")

@@ -14,15 +14,14 @@ from trl import GRPOConfig, GRPOTrainer
 from typer.testing import CliRunner
 
 from scaffoldrl import domain
-from scaffoldrl.adaptive import cold_start_rate, fit_three_pl, next_rate
 from scaffoldrl.cli import app
-from scaffoldrl.domain import completion_text
-from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, response_prefix
-from scaffoldrl.recipes import launch_command, load_recipe, parse_overrides
-from scaffoldrl.trainer import KINDS, POLICY_STATE, ScaffoldConfig, ScaffoldTrainer
+from scaffoldrl.hints import HINTED, KINDS, OFF_POLICY, ON_POLICY, Reference, response_prefix
+from scaffoldrl.methods.seele import cold_start_rate, fit_three_pl, next_rate
+from scaffoldrl.prompts import reference_response
+from scaffoldrl.recipes import ACCELERATE_DIR, RECIPE_DIR as RECIPES, launch_command, load_recipe, parse_overrides, \
+    resolve_accelerate
+from scaffoldrl.trainer import METHOD_STATE, ScaffoldConfig, ScaffoldTrainer
 from scaffoldrl.verify import get_grader
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PROBLEMS = domain.generate(2, (3, 4), seed=0)  # 4 hard problems of 3-6 steps
 
 
@@ -91,7 +90,7 @@ def test_trl_hooks_have_not_moved():
 @pytest.mark.parametrize("unit", ["steps", "tokens"])
 def test_masks_cover_exactly_the_hint_tokens(tiny, tmp_path, unit):
     """Forced hint tokens get hint_mask 1 and env_mask 0; every generated token the reverse."""
-    trainer = make_trainer(tiny, tmp_path, policy="seele", rounds=2, hint_unit=unit)
+    trainer = make_trainer(tiny, tmp_path, method="seele", rounds=2, hint_unit=unit)
     rows, out = generation_batch(trainer)
     tok = trainer.processing_class
     hinted = 0
@@ -109,8 +108,8 @@ def test_masks_cover_exactly_the_hint_tokens(tiny, tmp_path, unit):
     assert hinted >= len(rows) // 2  # the first round is all cold-start hints
 
 
-def test_no_hint_policy_trains_every_completion_token(tiny, tmp_path):
-    trainer = make_trainer(tiny, tmp_path, policy="none")
+def test_grpo_trains_every_completion_token(tiny, tmp_path):
+    trainer = make_trainer(tiny, tmp_path, method="grpo")
     rows, out = generation_batch(trainer)
     assert out["hint_mask"].sum() == 0 and torch.equal(out["tool_mask"] * out["completion_mask"],
                                                         out["completion_mask"])
@@ -120,7 +119,7 @@ def test_no_hint_policy_trains_every_completion_token(tiny, tmp_path):
 def test_rounds_refit_between_rounds_and_form_one_dr_grpo_group(tiny, tmp_path):
     """Round 1's rate is the 3PL refit on round 0's graded accuracy; the advantage is r − mean over all m·n."""
     length = lambda completions, **kw: [float(len(c[0]["content"])) for c in completions]  # noqa: E731
-    trainer = make_trainer(tiny, tmp_path, reward_funcs=[length], policy="seele", rounds=2, scale_rewards="none")
+    trainer = make_trainer(tiny, tmp_path, reward_funcs=[length], method="seele", rounds=2, scale_rewards="none")
     rows, out = generation_batch(trainer)
     tok = trainer.processing_class
     for g in range(0, len(rows), 4):
@@ -139,7 +138,7 @@ def test_rounds_refit_between_rounds_and_form_one_dr_grpo_group(tiny, tmp_path):
 
 def test_imitation_term_reuses_the_loss_forward_pass(tiny, tmp_path):
     """With zero advantages the loss is exactly γ · mean NLL of the hint tokens, from one forward pass."""
-    trainer = make_trainer(tiny, tmp_path, policy="seele", imitation_coef=0.5, temperature=1.0)
+    trainer = make_trainer(tiny, tmp_path, method="seele", imitation_coef=0.5, temperature=1.0)
     _, out = generation_batch(trainer)
     out["advantages"] = torch.zeros_like(out["advantages"])
     calls = []
@@ -161,16 +160,18 @@ def test_imitation_term_reuses_the_loss_forward_pass(tiny, tmp_path):
     assert loss.item() == pytest.approx(0.5 * (-(logps * hint).sum() / hint.sum()).item(), rel=1e-4)
 
 
-def test_token_weights_scale_the_policy_gradient_per_token(tiny, tmp_path):
-    trainer = make_trainer(tiny, tmp_path, policy="none", imitation_coef=0.0)
+def test_per_token_advantages_pass_through_trls_objective(tiny, tmp_path):
+    """(B, T) advantages, what a method's shape_advantages writes, weigh each token as TRL's (B,) ones do."""
+    trainer = make_trainer(tiny, tmp_path, method="grpo", imitation_coef=0.0)
     _, out = generation_batch(trainer)
     out["advantages"] = torch.linspace(-1.0, 1.0, len(out["advantages"]))
     loss = lambda **change: trainer.compute_loss(trainer.model, {**out, **change}).item()  # noqa: E731
+    per_token = out["advantages"][:, None].expand_as(out["completion_mask"]).float()
     base = loss()
-    assert base != 0.0
-    assert loss(token_weights=2 * out["token_weights"]) == pytest.approx(2 * base, rel=1e-5)
+    assert base != 0.0 and loss(advantages=per_token) == pytest.approx(base, rel=1e-5)
+    assert loss(advantages=2 * per_token) == pytest.approx(2 * base, rel=1e-5)
     keep = (torch.arange(len(out["advantages"])) % 2).float()
-    assert loss(token_weights=out["token_weights"] * keep[:, None]) == pytest.approx(
+    assert loss(advantages=per_token * keep[:, None]) == pytest.approx(
         loss(advantages=out["advantages"] * keep), rel=1e-5)
 
 
@@ -178,23 +179,23 @@ def test_resume_restores_the_controller_state(tiny, tmp_path):
     """A resumed SEELE run starts its next step from the rates saved in the checkpoint, as the original did."""
 
     def run(resume=None):
-        trainer = make_trainer(tiny, tmp_path / "run", PROBLEMS[:2], policy="seele", rounds=2,  # both questions each step
+        trainer = make_trainer(tiny, tmp_path / "run", PROBLEMS[:2], method="seele", rounds=2,  # both questions each step
                                save_strategy="steps", save_steps=1)
-        plans, plan = [], trainer.hint_policy.plan
+        plans, plan = [], trainer.method.plan
 
         def record(ref, step, round, n):
             out = plan(ref, step, round, n)
             plans.append((step, round, ref.id, out[0].rate))
             return out
 
-        trainer.hint_policy.plan = record
+        trainer.method.plan = record
         trainer.train(resume_from_checkpoint=resume)
         return trainer, sorted(p for p in plans if p[0] == 1 and p[1] == 0)
 
     _, original = run()
     checkpoint = tmp_path / "run" / "checkpoint-1"
-    saved = json.loads((checkpoint / POLICY_STATE).read_text())["state"]["rates"]
-    assert saved and (tmp_path / "run" / "checkpoint-2" / POLICY_STATE).exists()
+    saved = json.loads((checkpoint / METHOD_STATE).read_text())["state"]["rates"]
+    assert saved and (tmp_path / "run" / "checkpoint-2" / METHOD_STATE).exists()
     resumed_trainer, resumed = run(resume=str(checkpoint))
     assert len(resumed) == 2 and resumed == original
     for _, _, question, rate in resumed:
@@ -204,7 +205,7 @@ def test_resume_restores_the_controller_state(tiny, tmp_path):
 
 def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_baseline(tiny, tmp_path):
     """The last rollout of each group is the reference (env_mask 0, no hint); r − mean runs over all four."""
-    trainer = make_trainer(tiny, tmp_path, policy="luffy", scale_rewards="none", imitation_coef=0.0)
+    trainer = make_trainer(tiny, tmp_path, method="luffy", scale_rewards="none", imitation_coef=0.0)
     rows, out = generation_batch(trainer)
     tok = trainer.processing_class
     real = out["completion_mask"].bool()
@@ -212,7 +213,7 @@ def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_basel
         assert row["kind"] == (OFF_POLICY if b % 4 == 3 else ON_POLICY) == KINDS[out["kinds"][b]]
         if row["kind"] == OFF_POLICY:
             problem = trainer.problems[row["problem_id"]]
-            trace = tok.encode(completion_text(problem.steps, problem.answer), add_special_tokens=False)
+            trace = tok.encode(reference_response(problem.steps, problem.answer), add_special_tokens=False)
             assert out["completion_ids"][b][real[b]].tolist() == trace + [tok.eos_token_id]
             assert out["tool_mask"][b][real[b]].sum() == 0
         else:
@@ -231,36 +232,40 @@ def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_basel
 def test_off_policy_term_on_two_tokens(tiny, tmp_path, loss_type, normalizer):
     """One off-policy completion of 2 tokens with π = (0.3, 0.9) and A = 2: loss −A·(f(0.3) + f(0.9))/N, where
     N is TRL's reduction (B·max_completion_length = 12, the 4 tokens counted, or the sequence's 2 tokens)."""
-    trainer = make_trainer(tiny, tmp_path, policy="luffy", loss_type=loss_type, imitation_coef=0.0)
+    trainer = make_trainer(tiny, tmp_path, method="luffy", loss_type=loss_type, imitation_coef=0.0)
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     inputs = {"completion_mask": torch.ones(1, 2, dtype=torch.long), "hint_mask": torch.zeros(1, 2, dtype=torch.long),
               "kinds": torch.tensor([KINDS.index(OFF_POLICY)]), "advantages": torch.tensor([2.0]),
               "num_items_in_batch": torch.tensor(4.0)}
     logps = torch.log(torch.tensor([[0.3, 0.9]])).requires_grad_()
-    loss = trainer.auxiliary_loss(inputs, logps, torch.zeros(1, 2))
+    loss = trainer.method.extra_loss(trainer.loss_context(inputs, logps, torch.zeros(1, 2)))
     assert loss.item() == pytest.approx(-2 * (0.75 + 0.9) / normalizer)
     loss.backward()
     assert logps.grad[0].tolist() == pytest.approx([-2 * 0.1875 / normalizer, -2 * 0.09 / normalizer])
 
 
 def test_prefix_rft_keeps_the_top_20_percent_entropy_prefix_tokens(tiny, tmp_path):
-    trainer = make_trainer(tiny, tmp_path, policy="prefix_rft", prefix_entropy_quantile=0.2, imitation_coef=0.0)
+    trainer = make_trainer(tiny, tmp_path, method="prefix_rft", prefix_entropy_quantile=0.2, imitation_coef=0.0)
     trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
     # two prefix tokens (entropy 0.4, 1.2) and a generated one (0.1): the quantile ranks prefix tokens only
+    def shape(inputs, entropies):
+        trainer.method.shape_advantages(trainer.loss_context(inputs, torch.zeros_like(entropies), entropies))
+
     inputs = {"hint_mask": torch.tensor([[1, 1, 0]]), "tool_mask": torch.ones(1, 3, dtype=torch.long),
               "advantages": torch.tensor([2.0])}
-    trainer._keep_high_entropy_prefix(inputs, torch.tensor([[0.4, 1.2, 0.1]]))
+    shape(inputs, torch.tensor([[0.4, 1.2, 0.1]]))
     assert inputs["advantages"].tolist() == [[0.0, 2.0, 2.0]]
     inputs = {"hint_mask": torch.ones(1, 10), "tool_mask": torch.ones(1, 10), "advantages": torch.tensor([1.0])}
-    trainer._keep_high_entropy_prefix(inputs, torch.tensor([[0.5, 2.0, 0.1, 0.3, 1.9, 0.7, 0.2, 0.9, 0.4, 0.6]]))
+    shape(inputs, torch.tensor([[0.5, 2.0, 0.1, 0.3, 1.9, 0.7, 0.2, 0.9, 0.4, 0.6]]))
     assert inputs["advantages"][0].nonzero().flatten().tolist() == [1, 4]  # 2 of 10: entropies 2.0 and 1.9
 
 
 def test_prefix_rft_prefixes_are_trained_through_trls_objective(tiny, tmp_path):
     """Prefixed rollouts keep their prefix under the policy gradient; the loss equals TRL's with the
     low-entropy prefix tokens weighted 0."""
-    trainer = make_trainer(tiny, tmp_path, policy="prefix_rft", hint_unit="tokens", prefix_entropy_quantile=0.2,
+    trainer = make_trainer(tiny, tmp_path, method="prefix_rft", hint_unit="tokens", prefix_entropy_quantile=0.2,
                            imitation_coef=0.0)
     rows, out = generation_batch(trainer)
     tok = trainer.processing_class
@@ -281,9 +286,9 @@ def test_prefix_rft_prefixes_are_trained_through_trls_objective(tiny, tmp_path):
     dropped = prefix.bool() & ~trainer.get_high_entropy_mask(entropies, prefix, 0.8)
     assert 0 < dropped.sum() < prefix.sum()
     selected = trainer.compute_loss(trainer.model, out).item()
-    trainer.args.prefix_entropy_quantile = 1.0
-    assert selected == pytest.approx(trainer.compute_loss(
-        trainer.model, {**out, "token_weights": out["token_weights"] * ~dropped}).item(), rel=1e-5)
+    trainer.method.entropy_quantile = 1.0
+    kept = out["advantages"][:, None] * ~dropped
+    assert selected == pytest.approx(trainer.compute_loss(trainer.model, {**out, "advantages": kept}).item(), rel=1e-5)
     assert selected != pytest.approx(trainer.compute_loss(trainer.model, out).item(), rel=1e-3)
 
 
@@ -314,7 +319,7 @@ def test_every_recipe_trains_two_steps_through_the_cli(tiny, tmp_path, name, ove
 def test_paper_variants_are_valid_configs_with_the_seeds_settings(name):
     recipe = load_recipe(RECIPES / f"{name}.yaml", "paper", {"bf16": False, "use_cpu": True})
     config = recipe.trainer_config()  # every field known, group sizes consistent
-    assert recipe.accelerate and (RECIPES.parent / recipe.accelerate).is_file()
+    assert recipe.accelerate and resolve_accelerate(recipe.accelerate).is_file()
     if name == "seele":
         assert (config.rounds, config.num_generations, config.target, config.imitation_coef) == (4, 32, 0.5, 0.001)
         assert (config.scale_rewards, config.loss_type, config.beta, config.temperature) == ("none", "dr_grpo", 0.001, 1.0)
@@ -344,22 +349,22 @@ def test_paper_variants_are_valid_configs_with_the_seeds_settings(name):
 def test_config_rejects_rounds_that_cannot_form_groups():
     base = dict(output_dir="unused", bf16=False, use_cpu=True, per_device_train_batch_size=8)
     with pytest.raises(ValueError, match="must divide"):
-        ScaffoldConfig(**base, policy="seele", num_generations=8, rounds=3)
+        ScaffoldConfig(**base, method="seele", num_generations=8, rounds=3)
     with pytest.raises(ValueError, match="adaptive"):
-        ScaffoldConfig(**base, policy="pss", num_generations=8, rounds=2)
+        ScaffoldConfig(**base, method="pss", num_generations=8, rounds=2)
     with pytest.raises(ValueError, match="unguided rollout"):
-        ScaffoldConfig(**base, policy="luffy", num_generations=8, guided_rollouts=8)
+        ScaffoldConfig(**base, method="luffy", num_generations=8, guided_rollouts=8)
     with pytest.raises(ValueError, match="loss_type"):
-        ScaffoldConfig(**base, policy="luffy", num_generations=8, loss_type="bnpo")
+        ScaffoldConfig(**base, method="luffy", num_generations=8, loss_type="bnpo")
     with pytest.raises(ValueError, match="hint schedule"):
-        ScaffoldConfig(**base, policy="uft", num_generations=8)  # max_steps -1: no horizon
+        ScaffoldConfig(**base, method="uft", num_generations=8)  # max_steps -1: no horizon
 
 
 def test_launch_reruns_the_command_under_accelerate_with_the_recipes_config():
     paper = load_recipe(RECIPES / "seele.yaml", "paper")
     argv = ["train", "--recipe", "seele", "--variant", "paper"]
     command = launch_command(paper, argv)
-    assert command[1:6] == ["-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/zero2.yaml", "-m"]
+    assert command[1:6] == ["-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / "zero2.yaml"), "-m"]
     assert command[6:] == ["scaffoldrl", *argv]
     with pytest.raises(ValueError, match="no accelerate config"):
         launch_command(load_recipe(RECIPES / "seele.yaml", "tiny"), argv)
@@ -398,3 +403,19 @@ def test_cpu_sft_trainer_has_trls_loss_and_gradients(tiny, tmp_path):
         grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters()]))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_missing_model_path_is_an_error_that_says_how_to_build_it(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--recipe", "seele", "--model", str(tmp_path / "models" / "base")])
+    assert result.exit_code != 0 and not (tmp_path / "models").exists()  # nothing was built on the way
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "does not exist" in flat and "scaffoldrl demo --base-only" in flat
+
+
+def test_shipped_recipes_are_listed_and_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["recipes"])
+    assert result.exit_code == 0
+    listed = [line.split()[:2] for line in result.output.splitlines()]
+    assert ["seele", "seele"] in listed and ["sparkle_stage2_aug", "pss"] in listed and len(listed) == 8
+    assert load_recipe("uft", "paper", {"bf16": False, "use_cpu": True}).trainer_config().method == "uft"

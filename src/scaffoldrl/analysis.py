@@ -1,6 +1,6 @@
 """SPARKLE's fine-grained analysis: how a plan, a knowledge base or a subproblem chain changes accuracy.
 
-Conditions (SPEC §2): ``plain``; ``plan`` and ``knowledge``, the problem
+Conditions: ``plain``; ``plan`` and ``knowledge``, the problem
 followed by SPARKLE's exact hint sentence and the annotation; ``chain``, the
 subproblems solved in order, each prompt holding the problem and the earlier
 subquestions with the model's own answers. A sampled chain counts only if

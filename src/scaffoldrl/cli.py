@@ -73,7 +73,7 @@ def data_augment(
     """Write SPARKLE's stage-2 rows: each problem plain and with its first 1..K solution chunks in the prompt."""
     from collections import Counter
 
-    from .hints import PSSConfig, SparklePSS
+    from .methods.sparkle import PSSConfig, SparklePSS
     from .records import read_records
 
     problems = read_records(records)
@@ -133,7 +133,7 @@ def _records_or_benchmark(spec: str):
 @export_app.command("verl")
 def export_verl(
     records: str = typer.Option(..., "--records", "-r", help="Problem records (.jsonl, .json, .parquet, dataset folder) or a benchmark name."),
-    policy: str = typer.Option("none", help="none: one plain row per problem; pss: SPARKLE's plain row plus one row per hint level."),
+    method: str = typer.Option("grpo", help="grpo: one plain row per problem; pss: SPARKLE's plain row plus one row per hint level."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder: SPLIT.parquet (veRL rows) and SPLIT.json (counts, dropped rows)."),
     tokenizer: str = typer.Option(None, "--tokenizer", "--model", help="Tokenizer (or model) path or name: prompt lengths are measured with it."),
     max_prompt_tokens: int = typer.Option(1024, min=1, help="Rows whose prompt is longer (through the chat template) are dropped and counted."),
@@ -145,22 +145,22 @@ def export_verl(
     split: str = typer.Option("train", help="Split name: the file name and extra_info.split."),
 ):
     """Write veRL Parquet rows with SPARKLE's prompt (and PSS hint levels), for custom_reward_function pkg://scaffoldrl.integrations.verl."""
-    from .hints import PSSConfig
-    from .integrations.verl import POLICIES, export_verl as run_export
+    from .integrations.verl import METHODS, export_verl as run_export
+    from .methods.sparkle import PSSConfig
 
-    if policy not in POLICIES:
-        raise typer.BadParameter(f"expected one of {', '.join(POLICIES)}", param_hint="--policy")
+    if method not in METHODS:
+        raise typer.BadParameter(f"expected one of {', '.join(METHODS)}", param_hint="--method")
     name, problems = _records_or_benchmark(records)
     tok = _tokenizer(tokenizer)
     try:
-        result = run_export(problems, out, policy=policy, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
+        result = run_export(problems, out, method=method, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
                             pss=PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit),
                             data_source=data_source or name, reward=reward, split=split)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     typer.echo(f"{result.path}: wrote {result.rows} rows from {result.problems} problems "
                f"(reward {result.settings['reward']}, data_source {result.settings['data_source']})")
-    if policy == "pss":
+    if method == "pss":
         typer.echo(f"rows per thinking_level {result.per_level}; final step "
                    f"{'hidden' if hide_final_step else 'revealed at the top level'}")
     _echo_length_check(result.checked, len(result.dropped), max_prompt_tokens, "veRL")
@@ -226,9 +226,10 @@ def demo(
     import datasets
     import transformers
     from rich.console import Console
-    from rich.table import Table
 
-    from .demo import HINTS, PRESETS, build_base, preset as get_preset, run_demo
+    from .base_model import build_base
+    from .demo import PRESETS, preset as get_preset, run_demo
+    from .report import base_console_table, demo_console
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}", param_hint="--preset")
@@ -247,48 +248,17 @@ def demo(
         chosen = dataclasses.replace(chosen, learning_rate=lr)
     with _out_folder():
         base = build_base(out, chosen.base, log=console.print)
-    table = Table(title="Base model: greedy accuracy on held-out problems by level and hint",
-                  caption=f"{chosen.base.test_per_level} problems per level. Levels "
-                          f"{', '.join(map(str, HIDDEN_LEVELS))} need hidden inverses: without a hint, "
-                          f"a guess is right 1 in {chosen.base.world_values}")
-    table.add_column("level")
-    for h in HINTS:
-        table.add_column(f"hint: {h}", justify="right")
-    for level, row in base["hint_table"].items():
-        table.add_row(level, *(f"{100 * row[h]:.0f}%" for h in HINTS))
-    console.print(table)
+    console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_values,
+                                     HIDDEN_LEVELS))
     if base_only:
         times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())
         console.print(f"stage times: {times}; results in {out}/base.json")
         return
     with _out_folder():
         result = run_demo(out, chosen, log=console.print)
-    levels = list(result["models"]["base"]["greedy"]["by_level"])
-    table = Table(title="Held-out accuracy by level, greedy, no hints (hard = levels "
-                        f"{', '.join(result['models']['base']['greedy']['hard_levels'])})")
-    for column in ("model", *(f"L{lv}" for lv in levels), "hard", "all"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for name, m in result["models"].items():
-        g = m["greedy"]
-        table.add_row(name, *(f"{100 * g['by_level'][lv]:.0f}%" for lv in levels), f"{100 * g['hard']:.1f}%",
-                      f"{100 * g['overall']:.1f}%")
-    console.print(table)
-    table = Table(title="Stage 2 on the mined hard problems at equal rollouts (mean over seeds)")
-    for column in ("method", "rollouts", "wall s", "zero-var groups", "train acc", "|acc - a*|", "hint rate"):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    for method, runs in result["stage2"].items():
-        def mean(key):
-            values = [r[key] for r in runs.values() if r.get(key) is not None]
-            return f"{sum(values) / len(values):.3f}" if values else "-"
-        first = next(iter(runs.values()))
-        table.add_row(method, str(first["rollouts"]), f"{sum(r['seconds'] for r in runs.values()) / len(runs):.0f}",
-                      mean("zero_variance_frac"), mean("mean_accuracy"), mean("mean_target_gap"),
-                      mean("mean_hint_rate"))
-    console.print(table)
-    total = sum(result["stage_seconds"].values())
-    base_stages = sum(result["stage_seconds"].get(k, 0) for k in ("data", "init", "pretrain", "sft", "hint_table"))
-    console.print(f"stage times add up to {total:.0f}s (base model {base_stages:.0f}s, the rest "
-                  f"{total - base_stages:.0f}s); best stage 2: {result['best_stage2']}; report: {out / 'report.md'}")
+    for renderable in demo_console(result):
+        console.print(renderable)
+    console.print(f"report: {out / 'report.md'}")
 
 
 def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: str | None, concurrency: int):
@@ -397,12 +367,12 @@ def analyze(
 
 @app.command()
 def train(
-    recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe YAML, or the name of one under ./recipes/."),
+    recipe: str = typer.Option(..., "--recipe", "-r", help="A recipe shipped with the package (see `scaffoldrl recipes`) or a YAML file."),
     variant: str = typer.Option("tiny", help="Recipe variant: 'tiny' (runs on a CPU) or 'paper' (multi-GPU, vLLM)."),
     model: str = typer.Option(None, help="Model path or name instead of the recipe's."),
     output_dir: str = typer.Option(None, help="Where checkpoints and the final model go (default runs/NAME-VARIANT)."),
     max_steps: int = typer.Option(None, help="Stop after this many optimizer steps."),
-    resume: str = typer.Option(None, help="Checkpoint folder to resume from (the hint policy's state included)."),
+    resume: str = typer.Option(None, help="Checkpoint folder to resume from (the method's state included)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config field: KEY=VALUE (YAML value); repeatable."),
     launch: bool = typer.Option(False, help="Rerun this command under `accelerate launch` with the recipe's config."),
 ):
@@ -424,5 +394,21 @@ def train(
         typer.echo(" ".join(command))
         raise typer.Exit(subprocess.call(command))
     typer.echo(f"recipe {loaded.name} ({loaded.variant}): {loaded.trainer} on {loaded.model}")
-    out = run_recipe(loaded)
+    try:
+        out = run_recipe(loaded)
+    except FileNotFoundError as e:
+        raise typer.BadParameter(str(e), param_hint="--model") from None
     typer.echo(f"model saved to {out}")
+
+
+@app.command("recipes")
+def recipes_() -> None:
+    """List the recipes shipped with the package: name, method and what each reproduces."""
+    import yaml
+
+    from .recipes import RECIPE_DIR, recipe_names
+
+    for name in recipe_names():
+        raw = yaml.safe_load((RECIPE_DIR / f"{name}.yaml").read_text())
+        method = raw.get("config", {}).get("method", raw.get("trainer", "grpo"))
+        typer.echo(f"{name:<20} {method:<11} {' '.join(str(raw.get('description', '')).split())[:100]}")

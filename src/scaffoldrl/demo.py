@@ -1,15 +1,10 @@
-"""The embedded demo: build the domain and the tiny base model, then show the scaffolding premise.
+"""The embedded demo after the base model: stage 1, hard problems, stage 2 per method at equal rollouts, evaluation.
 
-Stages write into ``out`` and are skipped when their output exists, so a
-rerun resumes. Stage 1 of the pipeline (this module's :func:`build_base`):
-
-1. data — train (levels 1-2) and held-out test (all levels) problems;
-2. init — a locally trained tokenizer and a random tiny Qwen2 model;
-3. pretrain — language modelling on the world's facts (forward tables, open inverses);
-4. sft — TRL's SFTTrainer on easy and medium problems, with the fact lines (forward tables and open
-   inverses) mixed in: the *base model*;
-5. hint table — greedy accuracy per level with 0, half, and all but the last
-   reference step forced at the start of the response.
+stage 1 (SPARKLE's recipe, mixed difficulty) → mine hard problems (pass@k = 0)
+→ stage 2 on them with equal rollout budgets (plain GRPO, SPARKLE PSS, SEELE,
+UFT; one run per seed) → held-out evaluation of every model → SPARKLE's
+analysis of base / stage 1 / best stage 2 → one report. Every step is a
+resumable stage (:class:`scaffoldrl.runs.Stages`) under the run folder.
 """
 
 from __future__ import annotations
@@ -20,172 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import domain, tinymodel
-from .hints import response_prefix
-from .prompts import sparkle_prompt, sparkle_user_turn
-from .records import Problem, read_records, write_records
-from .runs import check_settings
-from .sft import SFTSettings, pretrain_text, run_sft
-
-HINTS = ("none", "half", "all_but_last")
-"""Hint levels of the base-model table: steps revealed = 0, ⌊n/2⌋, n − 1."""
-
-
-@dataclass
-class DemoConfig:
-    """Sizes of the default demo; every number here was chosen to fit the 2-core budget."""
-
-    seed: int = 0
-    world_seed: int = 0
-    world_values: int = domain.VALUES
-    """Size of the function tables (values 0..world_values-1): the chance of a guessed answer is 1 in this."""
-    train_per_level: int = 2500
-    """SFT problems per level (levels 1 and 2)."""
-    test_per_level: int = 40
-    """Held-out problems per level (all levels)."""
-    fact_repeats: int = 60
-    """Passes over the world's 240 fact lines in pretraining (900 steps of 16). With whole-number tokens
-    these 900 steps leave recall at 94-99% (forward) by seed, and SFT, where the fact lines are mixed in,
-    completes it. Half as many (30 passes, recall 14-33%) saved 15 s, and SFT then found the step lookup
-    later: seed 1 at 3 SFT epochs copied 94% of function names, against 99.8% after the full pretraining
-    (``bench/base_model.py --set fact_repeats=30``)."""
-    sft_fact_repeats: int = 18
-    """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
-    sft_fact_lines_per_row: int = 10
-    """Fact lines joined into one SFT row (a short "document"). A batch is padded to its longest row, so
-    one-line fact rows (~9 tokens) beside problems (~107) were more than half padding; ten lines fill a
-    row as a problem does, and a batch of 16 then holds ~15 problems instead of ~9."""
-    pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
-        epochs=1, learning_rate=1e-3, batch_size=16, lr_scheduler="constant_with_warmup"))
-    sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=4.5, learning_rate=2e-3, batch_size=16,
-                                                                 warmup_steps=0.15))
-    """Finding a step's line in the problem (an induction lookup) is the last skill to appear, and its
-    typical error is the function name of the next line (the one that uses the step's variable). At 2
-    epochs seed 0 copied 95% of the names; at 3 epochs seed 1 copied 99.8% but restated the number of a
-    first-line inverse wrong (level 2 22%). At 4.5 epochs (1,530 updates) seed 1 still never learned that
-    number with a 5% warm-up (level 2 30%); warming up over 15% of the updates it did (level 2 100%, as
-    seeds 0 and 2; ``bench/base_model.py --set sft.warmup_steps=0.05`` reruns the old one). Fewer epochs
-    with that warm-up were a draw per seed: at 3.5 seed 3 copied 97.5% of the names (level 1 82%)."""
-    model: tinymodel.TinyModelConfig = field(default_factory=tinymodel.TinyModelConfig)
-    max_new_tokens: int = 128
-    """Longest reference responses are 91 tokens (level 5)."""
-
-    def world(self) -> domain.World:
-        return domain.World(seed=self.world_seed, values=self.world_values)
-
-    def sft_facts(self) -> list[str]:
-        """The fact rows mixed into SFT: the world's fact lines in another order than pretraining's, joined."""
-        return fact_rows(self.world().facts(self.sft_fact_repeats, seed=self.seed + 1), self.sft_fact_lines_per_row)
-
-
-def hint_prefix(problem: Problem, hint: str) -> str:
-    """The forced start of the response for a hint level of the base-model table."""
-    n = len(problem.steps)
-    k = {"none": 0, "half": n // 2, "all_but_last": n - 1}[hint]
-    return response_prefix("\n".join(problem.steps[:k]) + "\n" if k else "")
-
-
-def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: int = 128) -> dict:
-    """Greedy accuracy per (level, hint level): the premise of scaffolding in one table."""
-    from .generation import SamplingConfig, generate
-    from .verify import get_grader
-
-    model, tok = tinymodel.load(model_path)
-    prompts = [sparkle_prompt(p.problem, tok) for p in problems]
-    grader = get_grader()
-    table: dict[str, dict[str, float]] = {}
-    for hint in HINTS:
-        prefixes = [hint_prefix(p, hint) for p in problems]
-        outs = generate(model, tok, prompts, SamplingConfig(max_new_tokens=max_new_tokens), prefixes=prefixes)
-        verdicts = grader.grade_batch([(pre + o, p.answer) for pre, o, p in zip(prefixes, outs, problems)])
-        for p, v in zip(problems, verdicts):
-            cell = table.setdefault(f"{p.difficulty:g}", {}).setdefault(hint, [])
-            cell.append(bool(v.correct))
-    return {level: {h: sum(c) / len(c) for h, c in row.items()} for level, row in sorted(table.items())}
-
-
-def fact_rows(lines: list[str], per_row: int) -> list[str]:
-    """Consecutive fact lines joined ``per_row`` at a time: SFT rows about as long as a problem's."""
-    return ["\n".join(lines[i:i + per_row]) for i in range(0, len(lines), per_row)]
-
-
-class Stages:
-    """Runs named stages once: a stage whose marker file exists is skipped on rerun."""
-
-    def __init__(self, out: Path, log=print):
-        self.out, self.log = out, log
-        self.times: dict[str, float] = {}
-        out.mkdir(parents=True, exist_ok=True)
-
-    def run(self, name: str, fn):
-        marker = self.out / "stages" / f"{name}.json"
-        if marker.exists():
-            self.log(f"[skip] {name} (done in an earlier run)")
-            return json.loads(marker.read_text())
-        self.log(f"[run] {name}")
-        t = time.perf_counter()
-        result = fn()
-        self.times[name] = time.perf_counter() - t
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps({"seconds": self.times[name], "result": result}, indent=1))
-        self.log(f"[done] {name} in {self.times[name]:.1f}s")
-        return {"seconds": self.times[name], "result": result}
-
-
-def build_base(out: str | Path, config: DemoConfig | None = None, log=print) -> dict:
-    """Stages 1-5: returns paths, the hint table and each stage's wall time."""
-    config = config or DemoConfig()
-    out = Path(out)
-    check_settings(out, "base_config.json", asdict(config))
-    stages = Stages(out, log)
-    world = config.world()
-    data, models = out / "data", out / "models"
-
-    def make_data():
-        train = domain.generate(config.train_per_level, (1, 2), seed=config.seed, world=world, split="train")
-        test = domain.generate(config.test_per_level, domain.LEVELS, seed=config.seed + 1, world=world,
-                               split="test", exclude={p.problem for p in train})
-        write_records(train, data / "train.jsonl")
-        write_records(test, data / "test.jsonl")
-        return {"train": len(train), "test": len(test)}
-
-    def make_init():
-        train = read_records(data / "train.jsonl")
-        texts = [sparkle_user_turn(p.problem) + domain.completion_text(p.steps, p.answer) for p in train[:300]]
-        texts += world.facts()
-        numbers = config.world_values if config.model.whole_numbers else 0
-        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, numbers=numbers)
-        model = tinymodel.build_tiny_model(tok, config.model)
-        tinymodel.save(model, tok, models / "init")
-        return {"parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tok)}
-
-    def make_pretrain():
-        pretrain_text(models / "init", world.facts(config.fact_repeats, seed=config.seed), models / "pretrained",
-                      config.pretrain)
-        return {"lines": config.fact_repeats * len(world.facts())}
-
-    def make_sft():
-        run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft,
-                texts=config.sft_facts())
-        return {"model": str(models / "base")}
-
-    def make_table():
-        return hint_table(models / "base", read_records(data / "test.jsonl"), config.max_new_tokens)
-
-    results = {name: stages.run(name, fn) for name, fn in
-               (("data", make_data), ("init", make_init), ("pretrain", make_pretrain), ("sft", make_sft),
-                ("hint_table", make_table))}
-    summary = {"config": asdict(config), "base_model": str(models / "base"),
-               "stage_seconds": {k: v["seconds"] for k, v in results.items()},
-               "hint_table": results["hint_table"]["result"]}
-    (out / "base.json").write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-# -- the pipeline after the base model ------------------------------------------------------------------------------
-#
-# stage 1 (SPARKLE's recipe, mixed difficulty) -> mine hard problems (pass@k = 0) -> stage 2 on them with equal
-# rollout budgets (plain GRPO, SPARKLE PSS, SEELE, UFT; one run per seed) -> held-out evaluation of every model ->
-# SPARKLE's analysis of base / stage 1 / best stage 2 -> one report. Every step is a stage of :class:`Stages`.
+from .base_model import BaseConfig, build_base
+from .records import read_records, write_records
+from .runs import Stages, check_settings
+from .sft import SFTSettings
 
 STAGE2 = {"grpo": "grpo", "pss": "sparkle_stage2_aug", "seele": "seele", "uft": "uft"}
 """Stage-2 methods and the recipe (tiny variant) each one runs."""
@@ -196,7 +29,7 @@ class Preset:
     """Sizes of the pipeline after the base model; ``default`` fits the 2-core budget, ``full`` is the seed study."""
 
     name: str = "default"
-    base: DemoConfig = field(default_factory=DemoConfig)
+    base: BaseConfig = field(default_factory=BaseConfig)
     pool_per_level: int = 24
     """Training problems per level (all levels) that stage 1 trains on and hard problems are mined from."""
     stage1_steps: int = 20
@@ -240,7 +73,7 @@ def preset(name: str) -> Preset:
     if name == "smoke":
         return Preset(
             name="smoke",
-            base=DemoConfig(train_per_level=8, test_per_level=2, fact_repeats=1, sft_fact_repeats=1,
+            base=BaseConfig(train_per_level=8, test_per_level=2, fact_repeats=1, sft_fact_repeats=1,
                             pretrain=SFTSettings(epochs=1, learning_rate=1e-3, batch_size=64),
                             sft=SFTSettings(epochs=1, learning_rate=1e-3, batch_size=16),
                             model=tinymodel.TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -255,23 +88,15 @@ def preset(name: str) -> Preset:
 PRESETS = ("default", "full", "smoke")
 
 
-def _recipe_file(name: str) -> Path:
-    """A recipe under ./recipes, else the one in the source checkout this package runs from."""
-    for folder in (Path("recipes"), Path(__file__).resolve().parents[2] / "recipes"):
-        if (folder / f"{name}.yaml").is_file():
-            return folder / f"{name}.yaml"
-    raise FileNotFoundError(f"recipe {name}.yaml: neither in ./recipes nor next to the package")
-
-
 def demo_recipe(name: str, model: str | Path, records: str | Path, output_dir: str | Path, steps: int,
                 overrides: dict | None = None):
     """A recipe's tiny variant pointed at the demo's model, problems and folder (no checkpoints: stages resume)."""
     from .recipes import load_recipe
 
-    recipe = load_recipe(_recipe_file(name), "tiny", {
+    recipe = load_recipe(name, "tiny", {
         "model": str(model), "output_dir": str(output_dir), "max_steps": steps, "save_strategy": "no",
         "logging_steps": 1, "disable_tqdm": True, **(overrides or {})})
-    recipe.data, recipe.demo = {"records": str(records)}, None
+    recipe.data = {"records": str(records)}
     return recipe
 
 
@@ -322,7 +147,7 @@ def train_stage(recipe, label: str, progress: bool = True) -> dict:
     completions = config.per_device_train_batch_size * config.gradient_accumulation_steps
     return {"model": str(out), "steps": steps, "rollouts": steps * completions,
             "groups_per_step": completions // config.num_generations, "group": config.num_generations,
-            "temperature": config.temperature, "learning_rate": config.learning_rate, "policy": config.policy,
+            "temperature": config.temperature, "learning_rate": config.learning_rate, "method": config.method,
             "target": config.target, "logs": [log for log in logs if "loss" in log or "reward" in log]}
 
 
@@ -519,21 +344,6 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     return summary
 
 
-def across_seeds(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
-    """Mean over seeds and the half-width of its t-interval (None with fewer than two seeds)."""
-    import statistics
-
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    from scipy.stats import t
-
-    return mean, float(t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)
-
-
 def _marker_seconds(out: Path) -> dict[str, float]:
     paths = sorted((out / "stages").glob("*.json"), key=lambda path: path.stat().st_mtime)  # pipeline order
     return {path.stem: json.loads(path.read_text())["seconds"] for path in paths}
@@ -560,7 +370,7 @@ def _training_summary(result: dict) -> dict:
     target = result.get("target", 0.5)
     gaps = [abs(a - target) for a in curves["accuracy"][1]]
     return {key: result[key] for key in ("steps", "rollouts", "group", "groups_per_step", "temperature",
-                                         "learning_rate", "policy", "target") if key in result} | {
+                                         "learning_rate", "method", "target") if key in result} | {
         "mean_accuracy": mean("accuracy"), "mean_hint_rate": mean("hint_rate"),
         "zero_variance_frac": mean("zero_variance"), "mean_target_gap": statistics.fmean(gaps) if gaps else None,
         "curves": curves}

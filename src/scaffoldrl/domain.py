@@ -203,9 +203,3 @@ def generate(n: int, levels: tuple[int, ...] = LEVELS, *, seed: int = 0, world: 
             out.append(p)
             made += 1
     return out
-
-
-def completion_text(steps: list[str], answer: str) -> str:
-    """The response format every reward expects: reasoning in <think>, boxed answer in <answer>."""
-    body = "\n".join(steps)
-    return f"<think>\n{body}\n</think>\n<answer>\nThe answer is \\boxed{{{answer}}}.\n</answer>"

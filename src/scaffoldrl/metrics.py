@@ -131,3 +131,18 @@ def summarize(groups: Mapping[str, Sequence[tuple[bool, str | None]]], *, greedy
     return {"score": metrics["pass@1" if greedy else f"avg@{n}"], **metrics,
             "problems": len(per_problem), "samples": n, "answered": sum(answered) / len(answered),
             "ci": ci, "ci_level": confidence}
+
+
+def across_seeds(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Mean over seeds and the half-width of its t-interval (None with fewer than two seeds)."""
+    import statistics
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    from scipy.stats import t
+
+    return mean, float(t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)

@@ -1,4 +1,4 @@
-"""The prompt strings of the seeds, verbatim (SPEC §2), and how a prompt is put together.
+"""The prompt strings of the seeds, verbatim, and how a prompt is put together.
 
 SPARKLE's prompt is one user turn: the instruction, then
 ``"\\n\\nUser: {question} Assistant:"``; the model's chat template wraps it.
@@ -48,9 +48,20 @@ def sparkle_prompt(question: str, tokenizer=None, hint: str | None = None) -> st
     return chat_prompt(sparkle_user_turn(question, hint), tokenizer)
 
 
+def reference_response(steps: list[str], answer: str) -> str:
+    """A reference solution as the response every reward expects: steps in <think>, the boxed answer in <answer>.
+
+    SFT trains on it and LUFFY forces it as an off-policy trace.
+    """
+    body = "\n".join(steps)
+    return f"{THINK_OPEN}{body}\n</think>\n<answer>\nThe answer is \\boxed{{{answer}}}.\n</answer>"
+
+
 def with_plan(question: str, plan: str) -> str:
+    """SPARKLE's plan condition: the question, its sentence, then the plan."""
     return f"{question}\n\n{PLAN_HINT}\n{plan}"
 
 
 def with_knowledge(question: str, knowledge: str) -> str:
+    """SPARKLE's knowledge condition: the question, its sentence, then the knowledge."""
     return f"{question}\n\n{KNOWLEDGE_HINT}\n{knowledge}"

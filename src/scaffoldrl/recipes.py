@@ -6,15 +6,16 @@ differs; a variant's mappings are merged into the shared ones::
     name: seele
     trainer: grpo            # ScaffoldTrainer (or: sft)
     rewards: [correctness]
-    config: {policy: seele, rounds: 4, ...}      # ScaffoldConfig / SFTConfig fields
+    config: {method: seele, rounds: 4, ...}      # ScaffoldConfig / SFTConfig fields
     variants:
-      tiny:  {model: runs/demo/models/base, demo: runs/demo, data: {domain: {...}}, config: {...}}
-      paper: {model: Qwen/Qwen2.5-1.5B, data: {records: ...}, accelerate: recipes/accelerate/zero2.yaml, config: {...}}
+      tiny:  {model: runs/demo/models/base, data: {domain: {...}}, config: {...}}
+      paper: {model: Qwen/Qwen2.5-1.5B, data: {records: ...}, accelerate: zero2, config: {...}}
 
 ``data`` is ``{domain: {n, levels, seed}}`` (the embedded domain) or
-``{records: PATH}`` (problem records). ``demo`` names the folder of the demo
-pipeline (:func:`scaffoldrl.demo.build_base`), which builds the tiny base
-model when ``model`` does not exist yet.
+``{records: PATH}`` (problem records). ``accelerate`` is a file or the name
+of a config shipped with the package (``zero2``, ``zero3``). The recipes
+shipped with the package (:func:`recipe_names`) are found by name from any
+directory.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from importlib import resources
 
 import yaml
 
@@ -39,7 +42,9 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\
                               list("-+0123456789."))
 
 TRAINERS = ("grpo", "sft")
-RECIPE_DIR = Path("recipes")
+CONFIGS = Path(str(resources.files("scaffoldrl") / "configs"))
+RECIPE_DIR = CONFIGS / "recipes"
+ACCELERATE_DIR = CONFIGS / "accelerate"
 
 
 def reward_functions() -> dict[str, Any]:
@@ -61,7 +66,6 @@ class Recipe:
     data: dict[str, Any]
     config: dict[str, Any]
     rewards: list[str] = field(default_factory=list)
-    demo: str | None = None
     accelerate: str | None = None
     description: str = ""
 
@@ -89,14 +93,43 @@ class Recipe:
         return cls(**self.config)
 
 
+def recipe_names() -> list[str]:
+    """The recipes shipped with the package."""
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
 def resolve_path(recipe: str | Path) -> Path:
-    """A recipe file, or the name of one under ./recipes/."""
+    """A recipe file, or the name of a recipe shipped with the package."""
     path = Path(recipe)
     if not path.is_file() and (RECIPE_DIR / f"{recipe}.yaml").is_file():
         path = RECIPE_DIR / f"{recipe}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no recipe {recipe} (a YAML file, or a name under {RECIPE_DIR}/)")
+        raise FileNotFoundError(f"no recipe {recipe}: a YAML file, or one of {', '.join(recipe_names())}")
     return path
+
+
+def resolve_accelerate(config: str) -> Path:
+    """An accelerate config file, or the name of one shipped with the package (zero2, zero3)."""
+    path = Path(config)
+    if not path.is_file() and (ACCELERATE_DIR / f"{config}.yaml").is_file():
+        path = ACCELERATE_DIR / f"{config}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml")))
+        raise FileNotFoundError(f"no accelerate config {config}: a YAML file, or one of {shipped}")
+    return path
+
+
+def check_model(model: str) -> None:
+    """A local model path that does not exist is an error saying how to get it (a hub name is left to transformers).
+
+    A hub name is ``owner/name``; anything else (``runs/demo/models/base``,
+    ``./m``, ``/abs/m``) is a path.
+    """
+    if Path(model).exists() or (model.count("/") == 1 and not model.startswith((".", "/", "~"))):
+        return
+    hint = ("build the embedded base model with `scaffoldrl demo --base-only` (about 5 min on 2 CPU cores)"
+            if model.rstrip("/").endswith("models/base") else "train it first, or pass --model")
+    raise FileNotFoundError(f"model {model} does not exist: {hint}")
 
 
 def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, Any] | None = None) -> Recipe:
@@ -117,8 +150,7 @@ def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, 
     merged["config"].setdefault("output_dir", f"runs/{merged.get('name', path.stem)}-{variant}")
     return Recipe(name=merged.get("name", path.stem), variant=variant, trainer=merged.get("trainer", "grpo"),
                   model=str(merged["model"]), data=merged["data"], config=merged["config"],
-                  rewards=list(merged.get("rewards", [])),
-                  demo=merged.get("demo"), accelerate=merged.get("accelerate"),
+                  rewards=list(merged.get("rewards", [])), accelerate=merged.get("accelerate"),
                   description=merged.get("description", ""))
 
 
@@ -138,10 +170,7 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
     """
     config = recipe.trainer_config()
     model = recipe.model
-    if not Path(model).exists() and recipe.demo is not None:
-        from .demo import build_base
-
-        build_base(recipe.demo)
+    check_model(model)
     problems = recipe.problems()
     if recipe.trainer == "sft":
         from .sft import train_sft
@@ -188,5 +217,5 @@ def launch_command(recipe: Recipe, argv: list[str]) -> list[str]:
 
     if not recipe.accelerate:
         raise ValueError(f"recipe {recipe.name}/{recipe.variant} names no accelerate config")
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", recipe.accelerate,
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(resolve_accelerate(recipe.accelerate)),
             "-m", "scaffoldrl", *argv]

@@ -239,7 +239,7 @@ def demo_report(summary: dict, out: str | Path) -> Path:
     Plots: accuracy per difficulty per model, stage-2 training accuracy vs a*,
     hint rate over steps, SEELE's per-round accuracy, zero-variance groups over steps.
     """
-    from .demo import across_seeds
+    from .metrics import across_seeds
 
     out = Path(out)
     preset, models, stage2 = summary["preset"], summary["models"], summary["stage2"]
@@ -355,3 +355,54 @@ def demo_report(summary: dict, out: str | Path) -> Path:
     report.heading("Stage wall times")
     report.table(["stage", "seconds"], [[k, f"{v:.0f}"] for k, v in summary["stage_seconds"].items()])
     return report.write(out)
+
+
+# -- the same results in the terminal (rich tables) ------------------------------------------------------------------
+
+def base_console_table(hint_table: dict, problems_per_level: int, guess: int, hidden_levels: Sequence[int]):
+    """The base model's hint table (:func:`scaffoldrl.base_model.hint_table`) as a rich table."""
+    from rich.table import Table
+
+    hints = list(next(iter(hint_table.values())))
+    table = Table(title="Base model: greedy accuracy on held-out problems by level and hint",
+                  caption=f"{problems_per_level} problems per level. Levels {', '.join(map(str, hidden_levels))} "
+                          f"need hidden inverses: without a hint, a guess is right 1 in {guess}")
+    table.add_column("level")
+    for h in hints:
+        table.add_column(f"hint: {h}", justify="right")
+    for level, row in hint_table.items():
+        table.add_row(level, *(f"{100 * row[h]:.0f}%" for h in hints))
+    return table
+
+
+def demo_console(summary: dict) -> list:
+    """The demo's held-out and stage-2 tables and its closing line, as rich renderables for a console."""
+    from rich.table import Table
+
+    greedy = summary["models"]["base"]["greedy"]
+    levels = list(greedy["by_level"])
+    held_out = Table(title=f"Held-out accuracy by level, greedy, no hints (hard = levels "
+                           f"{', '.join(greedy['hard_levels'])})")
+    for column in ("model", *(f"L{lv}" for lv in levels), "hard", "all"):
+        held_out.add_column(column, justify="left" if column == "model" else "right")
+    for name, m in summary["models"].items():
+        g = m["greedy"]
+        held_out.add_row(name, *(f"{100 * g['by_level'][lv]:.0f}%" for lv in levels), f"{100 * g['hard']:.1f}%",
+                         f"{100 * g['overall']:.1f}%")
+    stage2 = Table(title="Stage 2 on the mined hard problems at equal rollouts (mean over seeds)")
+    for column in ("method", "rollouts", "wall s", "zero-var groups", "train acc", "|acc - a*|", "hint rate"):
+        stage2.add_column(column, justify="left" if column == "method" else "right")
+    for method, runs in summary["stage2"].items():
+        def mean(key):
+            values = [r[key] for r in runs.values() if r.get(key) is not None]
+            return f"{sum(values) / len(values):.3f}" if values else "-"
+        first = next(iter(runs.values()))
+        stage2.add_row(method, str(first["rollouts"]), f"{sum(r['seconds'] for r in runs.values()) / len(runs):.0f}",
+                       mean("zero_variance_frac"), mean("mean_accuracy"), mean("mean_target_gap"),
+                       mean("mean_hint_rate"))
+    seconds = summary["stage_seconds"]
+    total = sum(seconds.values())
+    base = sum(seconds.get(k, 0) for k in ("data", "init", "pretrain", "sft", "hint_table"))
+    closing = (f"stage times add up to {total:.0f}s (base model {base:.0f}s, the rest {total - base:.0f}s); "
+               f"best stage 2: {summary['best_stage2']}")
+    return [held_out, stage2, closing]

@@ -1,4 +1,4 @@
-"""Run folders that resume: a folder remembers the settings it was made with and refuses others.
+"""Run folders that resume: named stages run once, and a folder refuses settings other than its own.
 
 A resumed stage reuses whatever it finds on disk, so mixing settings would silently
 combine, say, samples of two protocols, or a base model of another tokenizer.
@@ -7,6 +7,7 @@ combine, say, samples of two protocols, or a base model of another tokenizer.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 
@@ -40,3 +41,26 @@ def check_settings(out: Path, name: str, settings: dict, ignored: tuple[str, ...
                                    f"use another --out folder")
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=1) + "\n")
+
+
+class Stages:
+    """Runs named stages once: a stage whose marker file exists is skipped on rerun."""
+
+    def __init__(self, out: Path, log=print):
+        self.out, self.log = out, log
+        self.times: dict[str, float] = {}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, fn):
+        marker = self.out / "stages" / f"{name}.json"
+        if marker.exists():
+            self.log(f"[skip] {name} (done in an earlier run)")
+            return json.loads(marker.read_text())
+        self.log(f"[run] {name}")
+        t = time.perf_counter()
+        result = fn()
+        self.times[name] = time.perf_counter() - t
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps({"seconds": self.times[name], "result": result}, indent=1))
+        self.log(f"[done] {name} in {self.times[name]:.1f}s")
+        return {"seconds": self.times[name], "result": result}

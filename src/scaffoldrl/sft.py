@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .domain import completion_text
-from .prompts import sparkle_prompt
+from .prompts import reference_response, sparkle_prompt
 from .records import Problem
 
 
@@ -37,7 +36,7 @@ def sft_dataset(problems: Sequence[Problem], tokenizer, texts: Sequence[str] = (
     """
     from datasets import Dataset
 
-    rows = [{"prompt": sparkle_prompt(p.problem, tokenizer), "completion": completion_text(p.steps, p.answer)}
+    rows = [{"prompt": sparkle_prompt(p.problem, tokenizer), "completion": reference_response(p.steps, p.answer)}
             for p in problems]
     return Dataset.from_list(rows + [{"prompt": "", "completion": text} for text in texts])
 

@@ -1,4 +1,4 @@
-"""Scaffolded GRPO on TRL: hint policies, multi-round rollouts, masked hints and the imitation term.
+"""Scaffolded GRPO on TRL: a thin ``GRPOTrainer`` subclass that runs a method's rollouts and loss hooks.
 
 One training step, as this file runs it inside TRL's ``GRPOTrainer``:
 
@@ -6,23 +6,21 @@ One training step, as this file runs it inside TRL's ``GRPOTrainer``:
    G = ``num_generations`` times. :meth:`ScaffoldTrainer._generate_and_score_completions`
    keeps those dataset rows, because TRL's ``rollout_func`` receives prompts only.
 2. :meth:`ScaffoldTrainer._rollout` (the ``rollout_func``) runs m = ``rounds``
-   rounds of n = G/m rollouts per question. In each round the hint policy plans
-   every rollout (on-policy, hinted with the first l units of the reference
-   solution, or the whole reference trace); a hint is forced as the start of
-   the response and the model continues it; the grader scores the round and
-   ``policy.observe`` refits (SEELE) before the next round. All m·n completions
-   of a question come back as *one* group.
-3. TRL scores the group with the reward functions; advantages are r − mean over
-   the m·n (Dr.GRPO with ``scale_rewards="none"``, or divided by the std).
-4. The loss (:meth:`ScaffoldTrainer._compute_loss`) is TRL's clipped policy
-   gradient over generated tokens only: forced tokens are masked out through
-   ``env_mask`` (Prefix-RFT's prefixes stay in, only their highest-entropy
-   tokens keeping an advantage) and each token's advantage is scaled by its
-   ``token_weights``. To it :meth:`ScaffoldTrainer.auxiliary_loss` adds γ·NLL
-   of the hint tokens and LUFFY's shaped term on off-policy tokens, from the
-   log-probabilities of the *same* forward pass.
-5. ``policy.end_step()`` closes the step: its statistics are logged and its
-   per-question state is saved with every checkpoint and restored on resume.
+   rounds of n = G/m rollouts per question. In each round the method
+   (:mod:`scaffoldrl.methods`) plans every rollout: on-policy, hinted with the
+   first l units of the reference solution, or the whole reference trace; a
+   hint is forced as the start of the response and the model continues it;
+   the grader scores the round and the method observes it (SEELE refits)
+   before the next round. All m·n completions of a question form *one* group.
+3. TRL scores the group with the reward functions and takes advantages (r −
+   mean over the m·n with ``scale_rewards="none"``, or divided by the std).
+4. The loss is TRL's clipped policy gradient over generated tokens: forced
+   tokens are masked out through ``env_mask`` unless the method trains them.
+   On the loss's own forward pass the method may reshape the per-token
+   advantages and add terms (SEELE's imitation term, LUFFY's shaped
+   off-policy term) through a :class:`~scaffoldrl.methods.LossContext`.
+5. The method closes the step: its statistics are logged and its state is
+   saved with every checkpoint and restored on resume.
 
 The TRL hooks used here are private (``rollout_func``, ``env_mask``,
 ``_generate_and_score_completions``, ``_generate_single_turn``,
@@ -46,35 +44,30 @@ import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
-from .adaptive import AdaptiveConfig, SeeleAdaptive
-from .baselines import LuffyOffPolicy, PrefixRFTHints, UFTBinomialHints, shaped_ratio
-from .domain import completion_text
-from .hints import HINTED, OFF_POLICY, ON_POLICY, UNITS, HintPolicy, PSSConfig, Reference, RolloutPlan, SparklePSS, response_prefix
+from .hints import HINTED, KINDS, OFF_POLICY, UNITS, Reference, RolloutPlan, response_prefix
+from .methods import LossContext, Method, get_method
+from .methods.base import REDUCED_LOSS_TYPES
+from .prompts import reference_response
 from .records import Problem
 from .rewards import correctness_reward
 from .verify import get_grader
 
 logger = logging.getLogger(__name__)
 
-POLICIES = ("none", "pss", "seele", "uft", "luffy", "prefix_rft")
-SCHEDULED = ("uft", "prefix_rft")  # policies whose hints follow a schedule over training steps
-GUIDED = ("luffy", "prefix_rft")  # policies that give the reference to some rollouts of each group
-OFF_POLICY_LOSS_TYPES = ("grpo", "dr_grpo", "dapo")  # TRL reductions the off-policy term reproduces
-KINDS = (ON_POLICY, HINTED, OFF_POLICY)  # a completion's kind is stored as its index here
-POLICY_STATE = "hint_policy.json"  # written into every checkpoint folder
+METHOD_STATE = "hint_method.json"  # written into every checkpoint folder
 
 
 @dataclass
 class ScaffoldConfig(GRPOConfig):
     """TRL's ``GRPOConfig`` plus hint scaffolding. The group size is TRL's ``num_generations`` (m·n)."""
 
-    policy: str = field(default="none", metadata={
-        "help": "Hint policy: 'none' (plain GRPO), 'pss' (SPARKLE's prompt-side levels 0..K, each its own "
-                "row and group), 'seele' (response-prefix hints at an adaptive per-question rate), or the "
-                "baselines 'uft', 'luffy', 'prefix_rft' (scaffoldrl.baselines)."})
+    method: str = field(default="grpo", metadata={
+        "help": "The method (scaffoldrl.methods): 'grpo' (no hints), 'pss' (SPARKLE's prompt-side levels 0..K, "
+                "each its own row and group), 'seele' (response-prefix hints at an adaptive per-question rate), "
+                "'uft', 'luffy', 'prefix_rft', or 'package.module:Class' for a method of your own."})
     rounds: int = field(default=1, metadata={
-        "help": "m: sequential sampling rounds per step, each of num_generations/m rollouts per question; the "
-                "policy refits between rounds. SEELE: 4 rounds x 8. Non-adaptive policies use 1."})
+        "help": "m: sequential sampling rounds per step, each of num_generations/m rollouts per question; an "
+                "adaptive method refits between rounds. SEELE: 4 rounds x 8. Other methods use 1."})
     hint_unit: str = field(default="steps", metadata={
         "help": "What a hint rate counts: reference 'steps' or 'tokens' (SEELE does not say which)."})
     target: float = field(default=0.5, metadata={"help": "a*: the accuracy SEELE steers every question to."})
@@ -105,50 +98,24 @@ class ScaffoldConfig(GRPOConfig):
         if self.activation_checkpointing is None:  # TRL 1.16 defaults the name transformers 5 deprecates
             self.activation_checkpointing = self.gradient_checkpointing
         super().__post_init__()
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        method = get_method(self.method)
         if self.hint_unit not in UNITS:
             raise ValueError(f"hint_unit must be one of {UNITS}, got {self.hint_unit!r}")
         if self.rounds < 1 or self.num_generations % self.rounds:
             raise ValueError(f"rounds ({self.rounds}) must divide num_generations ({self.num_generations})")
-        if self.rounds > 1 and self.policy != "seele":
-            raise ValueError(f"rounds > 1 needs an adaptive policy ('seele'); policy {self.policy!r} uses 1 round")
+        if self.rounds > 1 and not method.adaptive:
+            raise ValueError(f"rounds > 1 needs an adaptive method (e.g. 'seele'); {self.method!r} uses 1 round")
         local = self.per_device_train_batch_size * self.steps_per_generation
         if local % self.num_generations:
             raise ValueError(
                 f"each process must hold whole groups for its rounds: per_device_train_batch_size x "
                 f"steps_per_generation ({local}) must be a multiple of num_generations ({self.num_generations})")
-        if self.policy in SCHEDULED and self.schedule_steps < 1:
-            raise ValueError(f"policy {self.policy!r} needs hint_schedule_steps or max_steps for its hint schedule")
-        if self.policy in GUIDED and not 1 <= self.guided_rollouts < self.num_generations:
-            raise ValueError(f"guided_rollouts ({self.guided_rollouts}) must leave an unguided rollout in each "
-                             f"group of {self.num_generations}")
-        if self.policy == "luffy" and self.loss_type not in OFF_POLICY_LOSS_TYPES:
-            raise ValueError(f"LUFFY's off-policy term is reduced like TRL's loss only for loss_type in "
-                             f"{OFF_POLICY_LOSS_TYPES}, got {self.loss_type!r}")
-        if not 0.0 < self.prefix_entropy_quantile <= 1.0:
-            raise ValueError(f"prefix_entropy_quantile must be in (0, 1], got {self.prefix_entropy_quantile}")
+        method.check_config(self)
 
     @property
     def schedule_steps(self) -> int:
         """The horizon of the UFT and Prefix-RFT hint schedules."""
         return self.hint_schedule_steps if self.hint_schedule_steps is not None else self.max_steps
-
-
-def make_policy(config: ScaffoldConfig) -> HintPolicy:
-    """The hint policy a config names."""
-    if config.policy == "pss":
-        return SparklePSS(PSSConfig(levels=config.pss_levels, hide_final_step=config.pss_hide_final_step,
-                                    resplit=config.pss_resplit))
-    if config.policy == "seele":
-        return SeeleAdaptive(AdaptiveConfig(target=config.target))
-    if config.policy == "uft":
-        return UFTBinomialHints(config.hint_high, config.hint_low, config.schedule_steps, seed=config.seed)
-    if config.policy == "luffy":
-        return LuffyOffPolicy(config.guided_rollouts)
-    if config.policy == "prefix_rft":
-        return PrefixRFTHints(config.hint_high, config.hint_low, config.schedule_steps, config.guided_rollouts)
-    return HintPolicy()
 
 
 class _Rollout(NamedTuple):
@@ -161,30 +128,28 @@ class _Rollout(NamedTuple):
 
 
 class ScaffoldTrainer(GRPOTrainer):
-    """GRPO with hint scaffolding: TRL's trainer with our rollouts and two additions to its loss.
+    """GRPO with hint scaffolding: TRL's trainer with a method's rollouts and loss hooks.
 
-    The training rows are built from ``problems`` by the hint policy (one row
-    per problem, or one per prompt-side level for PSS); the problems' steps are
-    the reference solutions hints are cut from. ``reward_funcs`` default to
-    correctness by the shared grader. Pass ``model`` as a saved path: with
-    ``beta > 0`` TRL rebuilds the reference model from it.
+    The training rows are built from ``problems`` by the method (one row per
+    problem, or one per prompt-side level for PSS); the problems' steps are
+    the reference solutions hints are cut from. ``method`` defaults to the
+    one ``args.method`` names. ``reward_funcs`` default to correctness by the
+    shared grader. Pass ``model`` as a saved path: with ``beta > 0`` TRL
+    rebuilds the reference model from it.
 
-    Hooks for further losses (the baselines use them): every completion carries
-    its ``kinds`` code (index into :data:`KINDS`), ``token_weights`` that scale
-    its per-token advantage, ``hint_mask`` (forced hint tokens) and ``env_mask``
-    (tokens under TRL's policy gradient) into ``inputs`` of the loss;
-    :meth:`auxiliary_loss` adds terms from the per-token log-probabilities and
-    entropies of the loss's own forward pass.
+    Every completion carries ``kinds`` (index into :data:`scaffoldrl.hints.KINDS`)
+    and ``hint_mask`` (forced hint tokens) into the loss, beside TRL's
+    ``tool_mask`` (from ``env_mask``: the tokens under the policy gradient).
     """
 
     def __init__(self, model: str, args: ScaffoldConfig, problems: Sequence[Problem], processing_class,
-                 reward_funcs=None, policy: HintPolicy | None = None, **kwargs):
+                 reward_funcs=None, method: Method | None = None, **kwargs):
         from datasets import Dataset
 
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
-        self.hint_policy = policy or make_policy(args)
+        self.method = method or get_method(args.method).from_config(args)
         self.problems = {p.id: p for p in problems}
-        rowset = self.hint_policy.rows(problems, tokenizer, args.max_prompt_tokens)
+        rowset = self.method.rows(problems, tokenizer, args.max_prompt_tokens)
         self.dropped_rows = rowset.dropped
         if rowset.dropped:
             logger.warning("dropped %d of %d rows over %d prompt tokens", len(rowset.dropped),
@@ -192,8 +157,8 @@ class ScaffoldTrainer(GRPOTrainer):
         self.grader = get_grader()
         self._references: dict[str, Reference] = {}
         self._rows: list[dict] | None = None  # the dataset rows of the batch being generated
-        self._captured: list | None = None  # inside _compute_loss: the outputs of its forward pass
         self._loss_inputs: dict | None = None  # inside _compute_loss: the inputs TRL's objective reads
+        self._loss_ctx: LossContext | None = None  # inside _compute_loss: what its forward pass gave
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
             super().__init__(model=model, reward_funcs=reward_funcs or [correctness_reward], args=args,
@@ -202,30 +167,23 @@ class ScaffoldTrainer(GRPOTrainer):
 
     # -- rollouts -------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
-        """TRL's generation and scoring, with the rows kept for the rollout and its per-token fields turned into tensors."""
+        """TRL's generation and scoring, with the rows kept for the rollout and the hint mask and kinds as tensors."""
         self._rows = inputs
         with warnings.catch_warnings():  # TRL 1.16 reads a property transformers 5 deprecates; both are pinned
             warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
             output = super()._generate_and_score_completions(inputs)
         self._rows = None
         width, device = output["completion_ids"].size(1), output["completion_ids"].device
-
-        def per_token(key: str, dtype) -> torch.Tensor:  # right-padded with zeros like TRL's completion tensors
-            values = torch.zeros(len(inputs), width, dtype=dtype)
-            for i, x in enumerate(inputs):
-                values[i, : len(x[key])] = torch.tensor(x[key], dtype=dtype)
-            return values.to(device)
-
-        output["hint_mask"] = per_token("hint_mask", torch.long) * output["completion_mask"]
-        output["token_weights"] = per_token("token_weights", torch.float32)
+        hint = torch.zeros(len(inputs), width, dtype=torch.long)  # right-padded like TRL's completion tensors
+        for i, x in enumerate(inputs):
+            hint[i, : len(x["hint_mask"])] = torch.tensor(x["hint_mask"], dtype=torch.long)
+        output["hint_mask"] = hint.to(device) * output["completion_mask"]
         output["kinds"] = torch.tensor([KINDS.index(x["kind"]) for x in inputs], device=device)
-        # LUFFY's token mean runs over on- and off-policy tokens: TRL's count (loss_type dapo) gets the off-policy ones
-        off_policy = output["completion_mask"] * (output["kinds"] == KINDS.index(OFF_POLICY))[:, None]
-        output["num_items_in_batch"] = output["num_items_in_batch"] + self.accelerator.gather(off_policy.sum()).sum()
+        self.method.prepare_batch(output, lambda t: self.accelerator.gather(t).sum())
         return output
 
     def _rollout(self, prompts: list, trainer: GRPOTrainer) -> dict[str, list]:
-        """TRL's ``rollout_func``: m rounds of n rollouts per question, refitting the hint policy between rounds."""
+        """TRL's ``rollout_func``: m rounds of n rollouts per question, the method observing each round."""
         rows = self._rows
         if rows is None or len(rows) != len(prompts):
             raise RuntimeError("the rollout runs only inside _generate_and_score_completions")
@@ -236,16 +194,16 @@ class ScaffoldTrainer(GRPOTrainer):
         heads = rows[::group]  # one row per question
         prompt_ids = self._tokenize_prompts(prompts[::group])[0]
         step = self.state.global_step
-        trained_hints = int(self.hint_policy.hints_get_policy_gradient)
+        trained_hints = int(self.method.hints_get_policy_gradient)
         out: dict[str, list] = {key: [None] * len(prompts) for key in (
-            "prompt_ids", "completion_ids", "logprobs", "env_mask", "hint_mask", "token_weights", "kind", "hint_rate")}
+            "prompt_ids", "completion_ids", "logprobs", "env_mask", "hint_mask", "kind", "hint_rate")}
 
         for r in range(rounds):
             started = time.perf_counter()
             batch: list[_Rollout] = []
             for j, row in enumerate(heads):
                 ref = self._reference(row["problem_id"])
-                plans = self.hint_policy.plan(ref, step, r, n) if training else [ref.plan(0)] * n
+                plans = self.method.plan(ref, step, r, n) if training else [ref.plan(0)] * n
                 batch += [_Rollout(j * group + r * n + k, j, plan, self._forced_ids(row["problem_id"], ref, plan))
                           for k, plan in enumerate(plans)]
             sampled = [b for b in batch if b.plan.kind != OFF_POLICY]
@@ -260,7 +218,6 @@ class ScaffoldTrainer(GRPOTrainer):
                 out["logprobs"][slot] = None if logprobs is None else [None] * len(forced) + list(lps)
                 out["env_mask"][slot] = [trained_hints * (plan.kind == HINTED)] * len(forced) + [1] * len(ids)
                 out["hint_mask"][slot] = [int(plan.kind == HINTED)] * len(forced) + [0] * len(ids)
-                out["token_weights"][slot] = [1.0] * (len(forced) + len(ids))
                 out["kind"][slot] = plan.kind
                 out["hint_rate"][slot] = plan.rate
 
@@ -269,8 +226,11 @@ class ScaffoldTrainer(GRPOTrainer):
             self._log_metric(f"rollout/round{r}_seconds", time.perf_counter() - started)
 
         if training:
-            stats = self.hint_policy.end_step()
-            self._share_rates([row["problem_id"] for row in heads])
+            stats = self.method.end_step()
+            if self.accelerator.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                self.method.sync([row["problem_id"] for row in heads], gather_object)
             for name, value in (stats.metrics() if stats else {}).items():
                 self._log_metric(name, value)
         if any(lp is None for lp in out["logprobs"]):
@@ -289,7 +249,7 @@ class ScaffoldTrainer(GRPOTrainer):
             return encode(response_prefix(ref.prefix(plan.units)))
         if plan.kind == OFF_POLICY:
             problem = self.problems[problem_id]
-            return encode(completion_text(problem.steps, problem.answer)) + [self._tokenizer.eos_token_id]
+            return encode(reference_response(problem.steps, problem.answer)) + [self._tokenizer.eos_token_id]
         return []
 
     def _sample(self, prompts: list[list[int]]) -> tuple[list[list[int]], list | None]:
@@ -307,7 +267,7 @@ class ScaffoldTrainer(GRPOTrainer):
         return self._generate_single_turn(prompts, None, {}, run)
 
     def _observe(self, heads: list[dict], batch: list[_Rollout], completion_ids: list) -> None:
-        """Grade one round and tell the policy each question's accuracy at the rate it got.
+        """Grade one round and tell the method each question's accuracy at the rate it got.
 
         Accuracy and rate are the model's own rollouts'; LUFFY's reference traces
         count only in the group's reward range (whether the group has variance).
@@ -321,122 +281,59 @@ class ScaffoldTrainer(GRPOTrainer):
             row = heads[j]
             own = [(p, c) for p, c in results if p.kind != OFF_POLICY]
             correct = [float(c) for _, c in own]
-            if self.hint_policy.placement == "prompt":  # the hint is in the row: its level is the rate
+            if self.method.placement == "prompt":  # the hint is in the row: its level is the rate
                 question, rate = row["id"], row["level"] / max(1, row["levels"] - 1)
             else:
                 question, rate = row["problem_id"], sum(p.rate for p, _ in own) / len(own)
-            self.hint_policy.observe(question, rate, sum(correct) / len(correct), [float(c) for _, c in results])
-
-    def _share_rates(self, question_ids: list[str]) -> None:
-        """With several processes, every process learns the rates the others just refitted."""
-        rates = getattr(self.hint_policy, "rates", None)
-        if self.accelerator.num_processes == 1 or rates is None:
-            return
-        from accelerate.utils import gather_object
-
-        for part in gather_object([{q: rates[q] for q in question_ids if q in rates}]):
-            rates.update(part)
+            self.method.observe(question, rate, sum(correct) / len(correct), [float(c) for _, c in results])
 
     # -- loss -----------------------------------------------------------------------
+    def loss_context(self, inputs: dict[str, Any], per_token_logps: torch.Tensor,
+                     entropies: torch.Tensor) -> LossContext:
+        """What the method's loss hooks see of a micro-batch: its inputs, the forward pass, TRL's reductions."""
+        mode = "train" if self.model.training else "eval"
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
+
+        def log(name: str, value: float) -> None:
+            self._metrics[mode][name].append(value)
+
+        return LossContext(inputs, per_token_logps, entropies, accumulation, log,
+                           lambda loss, mask: self._reduce_like_trl(loss, mask, inputs, mode, accumulation),
+                           self.get_high_entropy_mask)
+
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         output = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        if self._loss_inputs is not None:  # inside _compute_loss: keep the forward pass for auxiliary_loss
-            self._captured.append(output)
-            self._keep_high_entropy_prefix(self._loss_inputs, output[1])
+        if self._loss_inputs is not None:  # inside _compute_loss: the method sees its forward pass
+            if self._loss_ctx is not None:
+                raise RuntimeError("TRL's loss ran two forward passes: the method hooks expect one (TRL moved?)")
+            self._loss_ctx = self.loss_context(self._loss_inputs, output[0], output[1])
+            self.method.shape_advantages(self._loss_ctx)
         return output
 
     def _compute_loss(self, model, inputs):
-        """TRL's loss with per-token advantages A·w, plus :meth:`auxiliary_loss` on the same forward pass.
+        """TRL's loss, with the method's advantage shaping and extra term on the same forward pass.
 
-        ``inputs`` is copied: between TRL's forward pass and its objective (which
-        reads ``advantages`` only after the forward),
-        :meth:`_keep_high_entropy_prefix` may zero the advantages of low-entropy
-        prefix tokens.
+        ``inputs`` is copied: between TRL's forward pass and its objective
+        (which reads ``advantages`` only after the forward), the method may
+        replace the advantages.
         """
         inputs = dict(inputs)
-        weights = inputs["token_weights"]
-        if not bool(torch.all(weights == 1.0)):  # unweighted batches keep TRL's (B,) advantages bit for bit
-            advantages = inputs["advantages"]
-            inputs["advantages"] = (advantages if advantages.dim() == 2 else advantages[:, None]) * weights
-        self._captured, self._loss_inputs = [], inputs
+        self._loss_inputs, self._loss_ctx = inputs, None
         try:
             loss = super()._compute_loss(model, inputs)
-            (per_token_logps, entropies, _), = self._captured
+            extra = self.method.extra_loss(self._loss_ctx)
         finally:
-            self._captured = self._loss_inputs = None
-        return loss + self.auxiliary_loss(inputs, per_token_logps, entropies)
+            self._loss_inputs = self._loss_ctx = None
+        return loss if extra is None else loss + extra
 
-    def _keep_high_entropy_prefix(self, inputs: dict[str, Any], entropies: torch.Tensor) -> None:
-        """Prefix-RFT: of the prefix tokens under the policy gradient, only the top quantile by entropy keep it.
-
-        Training every demonstration token would be imitation; the high-entropy
-        ones are where the policy is undecided. The quantile is TRL's
-        (:meth:`get_high_entropy_mask`, over all processes), taken over prefix
-        tokens only; the others get advantage 0, as TRL's own entropy mask
-        zeroes their policy loss.
-        """
-        quantile = self.args.prefix_entropy_quantile
-        if quantile >= 1.0:
-            return
-        prefix = inputs["hint_mask"] * inputs.get("tool_mask", 1)  # forced tokens under the policy gradient
-        keep = self.get_high_entropy_mask(entropies, prefix, 1.0 - quantile)
-        advantages = inputs["advantages"]
-        advantages = advantages if advantages.dim() == 2 else advantages[:, None].expand_as(entropies)
-        inputs["advantages"] = advantages.masked_fill(prefix.bool() & ~keep, 0.0)
-        if prefix.any():
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["hint/prefix_trained_frac"].append((keep.sum() / prefix.sum()).item())
-
-    def auxiliary_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor,
-                       entropies: torch.Tensor) -> torch.Tensor:
-        """Loss terms beyond TRL's clipped objective: the hint imitation term and LUFFY's off-policy term.
-
-        ``per_token_logps`` and ``entropies`` are (B, T) over completion tokens,
-        from the forward pass TRL's loss just ran (no extra pass). Scaled for
-        gradient accumulation like TRL's own terms.
-        """
-        return self._imitation_loss(inputs, per_token_logps) + self._off_policy_loss(inputs, per_token_logps)
-
-    def _imitation_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor) -> torch.Tensor:
-        """γ · mean NLL over the forced hint tokens of the micro-batch (SEELE's and UFT's hint log-likelihood)."""
-        hint = inputs["hint_mask"]
-        tokens = hint.sum()
-        if self.args.imitation_coef == 0 or tokens == 0:
-            return per_token_logps.new_zeros(())
-        nll = -(per_token_logps * hint).sum() / tokens
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["hint/imitation_nll"].append(nll.item())
-        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
-        return self.args.imitation_coef * nll / accumulation
-
-    def _off_policy_loss(self, inputs: dict[str, Any], per_token_logps: torch.Tensor) -> torch.Tensor:
-        """LUFFY: −A·f(π) over off-policy tokens, f(π) = π/(π + γ), reduced together with TRL's on-policy tokens.
-
-        A reference trace has no behaviour probabilities, so no clipped ratio:
-        the shaped probability takes its place (:func:`~scaffoldrl.baselines.shaped_ratio`).
-        """
-        off = inputs["completion_mask"] * (inputs["kinds"] == KINDS.index(OFF_POLICY))[:, None]
-        if not bool(off.any()):
-            return per_token_logps.new_zeros(())
-        advantages = inputs["advantages"]
-        advantages = advantages if advantages.dim() == 2 else advantages[:, None]
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["hint/off_policy_prob"].append(
-            ((per_token_logps.detach().exp() * off).sum() / off.sum()).item())
-        return self._reduce_like_trl(-shaped_ratio(per_token_logps, self.args.off_policy_gamma) * advantages, off,
-                                     inputs)
-
-    def _reduce_like_trl(self, per_token_loss: torch.Tensor, mask: torch.Tensor,
-                         inputs: dict[str, Any]) -> torch.Tensor:
+    def _reduce_like_trl(self, per_token_loss: torch.Tensor, mask: torch.Tensor, inputs: dict[str, Any],
+                         mode: str, accumulation: int) -> torch.Tensor:
         """Reduce a per-token loss over ``mask`` as TRL reduces its policy loss for ``loss_type``.
 
         So an added term's tokens weigh exactly like the tokens of TRL's clipped
         objective: per sequence then per batch (grpo), over B · max length
-        (dr_grpo), or over the generation batch's token count (dapo, whose
-        count includes off-policy tokens: see :meth:`_generate_and_score_completions`).
+        (dr_grpo), or over the generation batch's token count (dapo).
         """
-        mode = "train" if self.model.training else "eval"
-        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         total = per_token_loss * mask
         if self.loss_type == "grpo":
             return (total.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
@@ -447,24 +344,24 @@ class ScaffoldTrainer(GRPOTrainer):
             if mode == "train":
                 normalizer = normalizer * accumulation / self.args.steps_per_generation
             return total.sum() / normalizer
-        raise ValueError(f"no off-policy reduction for loss_type {self.loss_type!r} (use {OFF_POLICY_LOSS_TYPES})")
+        raise ValueError(f"no reduction for loss_type {self.loss_type!r} (use {REDUCED_LOSS_TYPES})")
 
     # -- state across checkpoints ---------------------------------------------------
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
             folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            self.hint_policy.save_state(os.path.join(self._get_output_dir(trial=trial), folder, POLICY_STATE))
+            self.method.save_state(os.path.join(self._get_output_dir(trial=trial), folder, METHOD_STATE))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
-        path = os.path.join(checkpoint, POLICY_STATE)
+        path = os.path.join(checkpoint, METHOD_STATE)
         if os.path.exists(path):
-            self.hint_policy.load_state(path)
+            self.method.load_state(path)
         else:
-            logger.warning("%s has no %s: the hint policy starts fresh", checkpoint, POLICY_STATE)
+            logger.warning("%s has no %s: the method starts fresh", checkpoint, METHOD_STATE)
 
 
 def _run_length(prompts: list[list[int]]) -> int:

@@ -29,9 +29,9 @@ from ``extra_info``: its ``prompt`` when present, else ``thinking_level``
 else the row is taken as augmented.
 
 **Data.** :func:`export_verl` turns problem records into veRL's row schema
-(:data:`ROW_SCHEMA`), with SPARKLE's prompt; with the PSS policy every problem
+(:data:`ROW_SCHEMA`), with SPARKLE's prompt; with the PSS method every problem
 gives its plain row and one row per hint level, built by
-:class:`scaffoldrl.hints.SparklePSS`, with ``thinking_level`` in ``extra_info``.
+:class:`scaffoldrl.methods.sparkle.SparklePSS`, with ``thinking_level`` in ``extra_info``.
 Rows over the prompt limit (in tokens of a given tokenizer, through its chat
 template, as veRL measures them) are dropped and counted here, rather than
 silently by veRL's ``filter_overlong_prompts``.
@@ -112,7 +112,7 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, rewa
 
 
 def row_schema():
-    """veRL's row schema (SPEC §5), with our ``extra_info`` fields; every exported file has exactly this."""
+    """veRL's row schema, with our ``extra_info`` fields; every exported file has exactly this."""
     import pyarrow as pa
 
     return pa.schema([
@@ -128,18 +128,20 @@ def row_schema():
     ])
 
 
-POLICIES = ("none", "pss")
+METHODS = ("grpo", "pss")
+"""Methods whose rows veRL can train on as they are: plain rows, or SPARKLE's prompt-side levels."""
 
 
-def make_policy(policy: str, pss=None):
-    """The hint policy that builds the rows: ``none`` (plain rows) or ``pss`` (SPARKLE's levels, :class:`~scaffoldrl.hints.PSSConfig`)."""
-    from ..hints import HintPolicy, SparklePSS
+def row_method(method: str, pss=None):
+    """The method that builds the rows: ``grpo`` (plain rows) or ``pss`` (SPARKLE's levels, :class:`~scaffoldrl.methods.sparkle.PSSConfig`)."""
+    from ..methods.grpo import GRPO
+    from ..methods.sparkle import SparklePSS
 
-    if policy == "none":
-        return HintPolicy()
-    if policy == "pss":
+    if method == "grpo":
+        return GRPO()
+    if method == "pss":
         return SparklePSS(pss)
-    raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
 
 
 def verl_row(row, index: int, *, data_source: str, reward: str, split: str) -> dict:
@@ -173,7 +175,7 @@ class VerlExport:
                 "dropped_ids": self.dropped, "lengths_checked": self.checked, **self.settings}
 
 
-def export_verl(problems: Iterable, out: str | Path, *, policy: str = "none", pss=None, tokenizer: Any = None,
+def export_verl(problems: Iterable, out: str | Path, *, method: str = "grpo", pss=None, tokenizer: Any = None,
                 max_prompt_tokens: int | None = 1024, data_source: str = "scaffoldrl", reward: str | None = None,
                 split: str = "train") -> VerlExport:
     """Write ``out/{split}.parquet`` (veRL rows) and ``out/{split}.json`` (counts, dropped ids, settings).
@@ -186,18 +188,18 @@ def export_verl(problems: Iterable, out: str | Path, *, policy: str = "none", ps
     import pyarrow.parquet as pq
 
     problems = list(problems)
-    reward = reward_name(reward or ("sparkle_aug" if policy == "pss" else "sparkle"))
-    hint_policy = make_policy(policy, pss)
-    rowset = hint_policy.rows(problems, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens)
+    reward = reward_name(reward or ("sparkle_aug" if method == "pss" else "sparkle"))
+    builder = row_method(method, pss)
+    rowset = builder.rows(problems, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens)
     rows = [verl_row(r, i, data_source=data_source, reward=reward, split=split) for i, r in enumerate(rowset.rows)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{split}.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=row_schema()), path)
-    settings = {"policy": policy, "reward": reward, "data_source": data_source, "split": split,
+    settings = {"method": method, "reward": reward, "data_source": data_source, "split": split,
                 "max_prompt_tokens": max_prompt_tokens if rowset.checked else None}
-    if policy == "pss":
-        config = hint_policy.config
+    if method == "pss":
+        config = builder.config
         settings |= {"levels": config.levels, "hide_final_step": config.hide_final_step, "resplit": config.resplit}
     result = VerlExport(path, len(problems), len(rows), dict(sorted(Counter(r.level for r in rowset.rows).items())),
                         list(rowset.dropped), rowset.checked, settings)

@@ -1,31 +1,41 @@
-"""SEELE's capability-adaptive hint rate: keep every question's accuracy near a*.
+"""SEELE (arXiv 2509.06923): capability-adaptive response-prefix hints that keep every question near a* = 0.5.
 
-With a binary reward the expected one-step gain on a question is largest at
-accuracy a = 0.5, so each question gets the hint rate p predicted to bring it
-to a*. The prediction is a per-question 3PL item-response curve
+With a binary reward the expected one-step gain on a question is bounded by
+a(1 − a)/(2β), largest at accuracy a = 0.5, so each question gets the hint
+rate p predicted to bring it to a*. The whole method, as the trainer runs it:
 
-    f(p) = b + (1 − b) / (1 + exp(−k (p + μ)))
+* **Hint**: the first l = round(p·|y|) units (steps or tokens) of the
+  reference y, forced as the start of the response.
+* **Rounds**: each step samples m rounds of n rollouts per question, one
+  after another (the trainer's ``rounds``; SEELE: 4 × 8). After each round
+  :meth:`Seele.observe` refits a per-question 3PL item-response curve
 
-(k slope, −μ midpoint, b floor), fitted by unweighted least squares to the
-(p, accuracy) points of the current step and inverted at a*:
+      f(p) = b + (1 − b) / (1 + exp(−k (p + μ)))
 
-    p = −μ + ln((a* − b) / (1 − a*)) / k,   clipped to [0, 1];  p = 0 when b ≥ a*.
+  (k slope, −μ midpoint, b floor) by unweighted least squares to this step's
+  (p, accuracy) points, and inverts it at a*:
 
-Points are reset every step; only each question's final rate survives (and is
-checkpointed) to start its next visit. A first visit starts at
-p = (|y| − 1)/|y| with |y| counted in steps: all but the last step.
+      p = −μ + ln((a* − b) / (1 − a*)) / k,   clipped to [0, 1];  p = 0 when b ≥ a*.
+
+  All m·n completions form one group (Dr.GRPO advantage r − mean, in the recipe).
+* **State**: points are reset every step; only each question's final rate
+  survives (and is checkpointed) to start its next visit. A first visit
+  starts at p = (|y| − 1)/|y| with |y| counted in steps: all but the last step.
+* **Loss**: hint tokens get no policy gradient; they get γ · NLL instead
+  (:func:`~scaffoldrl.methods.base.hint_imitation_loss`, γ = 0.001).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from .hints import HintPolicy, Reference, RolloutPlan
+from ..hints import Reference, RolloutPlan
+from .base import LossContext, Method, hint_imitation_loss
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ def cold_start_rate(n_steps: int) -> float:
     return (n_steps - 1) / n_steps if n_steps > 0 else 0.0
 
 
-class SeeleAdaptive(HintPolicy):
+class Seele(Method):
     """Response-prefix hints whose rate is refitted per question after every round (SEELE).
 
     Per round the trainer calls :meth:`plan` (all n rollouts share the
@@ -119,11 +129,19 @@ class SeeleAdaptive(HintPolicy):
     is the one stored for the question's next visit.
     """
 
-    def __init__(self, config: AdaptiveConfig | None = None):
+    name = "seele"
+    adaptive = True
+
+    def __init__(self, config: AdaptiveConfig | None = None, imitation_coef: float = 0.001):
         super().__init__()
         self.config = config or AdaptiveConfig()
         self.target = self.config.target
+        self.imitation_coef = imitation_coef
         self.rates: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, config) -> "Seele":
+        return cls(AdaptiveConfig(target=config.target), imitation_coef=config.imitation_coef)
 
     def rate(self, ref: Reference) -> float:
         """The question's current rate; a first visit starts cold."""
@@ -138,6 +156,14 @@ class SeeleAdaptive(HintPolicy):
         points = self.observations[question_id]
         curve = fit_three_pl([o.rate for o in points], [o.accuracy for o in points], self.config)
         self.rates[question_id] = next_rate(curve, self.config.target)
+
+    def sync(self, question_ids: list[str], gather_object: Callable[[list], list]) -> None:
+        """Every process learns the rates the others just refitted, so each question has one rate everywhere."""
+        for part in gather_object([{q: self.rates[q] for q in question_ids if q in self.rates}]):
+            self.rates.update(part)
+
+    def extra_loss(self, ctx: LossContext):
+        return hint_imitation_loss(ctx, self.imitation_coef)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rates": dict(self.rates)}

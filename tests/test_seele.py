@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scaffoldrl.adaptive import (AdaptiveConfig, SeeleAdaptive, ThreePL, cold_start_rate, fit_points,
-                                 fit_three_pl, next_rate)
+from scaffoldrl.methods.seele import (AdaptiveConfig, Seele, ThreePL, cold_start_rate, fit_points,
+                                      fit_three_pl, next_rate)
 from scaffoldrl.hints import HINTED, ON_POLICY, Reference
 from scaffoldrl.records import Problem
 
@@ -55,7 +55,7 @@ def test_fit_points_average_repeats_and_anchor_untried_ends():
 
 def test_cold_start_is_all_but_the_last_step():
     assert cold_start_rate(5) == 0.8 and cold_start_rate(1) == 0.0 and cold_start_rate(0) == 0.0
-    policy = SeeleAdaptive()
+    policy = Seele()
     plans = policy.plan(ref(5), step=0, round=0, n=8)
     assert len(plans) == 8 and {(p.kind, p.units, p.rate) for p in plans} == {(HINTED, 4, 0.8)}
     assert policy.plan(ref(1, pid="one-step"), 0, 0, 2)[0].kind == ON_POLICY
@@ -74,7 +74,7 @@ def test_controller_steers_accuracy_to_target():
     rng = np.random.default_rng(0)
     mids = (0.2, 0.35, 0.5, 0.65, 0.8)
     questions = [(ref(10, pid=f"q{i}"), ThreePL(k=10.0, mu=-m, b=0.0)) for i, m in enumerate(mids)]
-    policy = SeeleAdaptive(AdaptiveConfig(target=0.5))
+    policy = Seele(AdaptiveConfig(target=0.5))
     gaps = []
     for _ in range(5):
         stats = simulate_step(policy, questions, rng)
@@ -89,25 +89,25 @@ def test_controller_steers_accuracy_to_target():
 
 def test_observations_reset_each_step_and_final_rate_starts_next_visit():
     q = ref(10)
-    policy = SeeleAdaptive()
+    policy = Seele()
     simulate_step(policy, [(q, TRUE)], np.random.default_rng(1))
     final = policy.rates[q.id]
     assert policy.observations == {}
     assert policy.plan(q, step=1, round=0, n=1)[0].units == q.units_for(final)
     # the next step's fit sees only its own points: same rate as a fresh controller given them
     policy.observe(q.id, 0.3, 0.25)
-    fresh = SeeleAdaptive()
+    fresh = Seele()
     fresh.observe(q.id, 0.3, 0.25)
     assert policy.rates[q.id] == fresh.rates[q.id] == next_rate(fit_three_pl([0.3], [0.25]), 0.5)
 
 
 def test_state_round_trip_resumes_the_same_rates(tmp_path):
     rng = np.random.default_rng(2)
-    policy = SeeleAdaptive()
+    policy = Seele()
     questions = [ref(6, pid=f"q{i}") for i in range(3)]
     simulate_step(policy, [(q, ThreePL(k=6.0, mu=-0.4, b=0.05)) for q in questions], rng)
     path = policy.save_state(tmp_path / "ckpt" / "hint_state.json")
-    resumed = SeeleAdaptive()
+    resumed = Seele()
     resumed.load_state(path)
     assert resumed.rates == policy.rates and len(resumed.rates) == 3
     for q in questions:

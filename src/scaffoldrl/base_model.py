@@ -1,0 +1,159 @@
+"""The embedded base model: the domain's data, a tiny Qwen2 model, pretraining on facts, SFT, and its hint table.
+
+Stages write into ``out`` and are skipped when their output exists, so a
+rerun resumes (:class:`scaffoldrl.runs.Stages`):
+
+1. data — train (levels 1-2) and held-out test (all levels) problems;
+2. init — a locally trained tokenizer and a random tiny Qwen2 model;
+3. pretrain — language modelling on the world's facts (forward tables, open inverses);
+4. sft — SFT on easy and medium problems, with the fact lines mixed in: the *base model*;
+5. hint table — greedy accuracy per level with 0, half, and all but the last
+   reference step forced at the start of the response.
+
+The choices behind the defaults, and what was measured, are in
+``docs/findings/base_model.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import domain, tinymodel
+from .hints import response_prefix
+from .prompts import reference_response, sparkle_prompt, sparkle_user_turn
+from .records import Problem, read_records, write_records
+from .runs import Stages, check_settings
+from .sft import SFTSettings, pretrain_text, run_sft
+
+HINTS = ("none", "half", "all_but_last")
+"""Hint levels of the base-model table: steps revealed = 0, ⌊n/2⌋, n − 1."""
+
+
+@dataclass
+class BaseConfig:
+    """Sizes of the default demo; every number here was chosen to fit the 2-core budget."""
+
+    seed: int = 0
+    world_seed: int = 0
+    world_values: int = domain.VALUES
+    """Size of the function tables (values 0..world_values-1): the chance of a guessed answer is 1 in this."""
+    train_per_level: int = 2500
+    """SFT problems per level (levels 1 and 2)."""
+    test_per_level: int = 40
+    """Held-out problems per level (all levels)."""
+    fact_repeats: int = 60
+    """Passes over the world's 240 fact lines in pretraining (900 steps of 16). With whole-number tokens
+    these 900 steps leave recall at 94-99% (forward) by seed, and SFT, where the fact lines are mixed in,
+    completes it. Half as many (30 passes, recall 14-33%) saved 15 s, and SFT then found the step lookup
+    later: seed 1 at 3 SFT epochs copied 94% of function names, against 99.8% after the full pretraining
+    (``bench/base_model.py --set fact_repeats=30``)."""
+    sft_fact_repeats: int = 18
+    """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
+    sft_fact_lines_per_row: int = 10
+    """Fact lines joined into one SFT row (a short "document"). A batch is padded to its longest row, so
+    one-line fact rows (~9 tokens) beside problems (~107) were more than half padding; ten lines fill a
+    row as a problem does, and a batch of 16 then holds ~15 problems instead of ~9."""
+    pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
+        epochs=1, learning_rate=1e-3, batch_size=16, lr_scheduler="constant_with_warmup"))
+    sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=4.5, learning_rate=2e-3, batch_size=16,
+                                                                 warmup_steps=0.15))
+    """Finding a step's line in the problem (an induction lookup) is the last skill to appear, and its
+    typical error is the function name of the next line (the one that uses the step's variable). At 2
+    epochs seed 0 copied 95% of the names; at 3 epochs seed 1 copied 99.8% but restated the number of a
+    first-line inverse wrong (level 2 22%). At 4.5 epochs (1,530 updates) seed 1 still never learned that
+    number with a 5% warm-up (level 2 30%); warming up over 15% of the updates it did (level 2 100%, as
+    seeds 0 and 2; ``bench/base_model.py --set sft.warmup_steps=0.05`` reruns the old one). Fewer epochs
+    with that warm-up were a draw per seed: at 3.5 seed 3 copied 97.5% of the names (level 1 82%)."""
+    model: tinymodel.TinyModelConfig = field(default_factory=tinymodel.TinyModelConfig)
+    max_new_tokens: int = 128
+    """Longest reference responses are 91 tokens (level 5)."""
+
+    def world(self) -> domain.World:
+        return domain.World(seed=self.world_seed, values=self.world_values)
+
+    def sft_facts(self) -> list[str]:
+        """The fact rows mixed into SFT: the world's fact lines in another order than pretraining's, joined."""
+        return fact_rows(self.world().facts(self.sft_fact_repeats, seed=self.seed + 1), self.sft_fact_lines_per_row)
+
+
+def hint_prefix(problem: Problem, hint: str) -> str:
+    """The forced start of the response for a hint level of the base-model table."""
+    n = len(problem.steps)
+    k = {"none": 0, "half": n // 2, "all_but_last": n - 1}[hint]
+    return response_prefix("\n".join(problem.steps[:k]) + "\n" if k else "")
+
+
+def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: int = 128) -> dict:
+    """Greedy accuracy per (level, hint level): the premise of scaffolding in one table."""
+    from .generation import SamplingConfig, generate
+    from .verify import get_grader
+
+    model, tok = tinymodel.load(model_path)
+    prompts = [sparkle_prompt(p.problem, tok) for p in problems]
+    grader = get_grader()
+    table: dict[str, dict[str, float]] = {}
+    for hint in HINTS:
+        prefixes = [hint_prefix(p, hint) for p in problems]
+        outs = generate(model, tok, prompts, SamplingConfig(max_new_tokens=max_new_tokens), prefixes=prefixes)
+        verdicts = grader.grade_batch([(pre + o, p.answer) for pre, o, p in zip(prefixes, outs, problems)])
+        for p, v in zip(problems, verdicts):
+            cell = table.setdefault(f"{p.difficulty:g}", {}).setdefault(hint, [])
+            cell.append(bool(v.correct))
+    return {level: {h: sum(c) / len(c) for h, c in row.items()} for level, row in sorted(table.items())}
+
+
+def fact_rows(lines: list[str], per_row: int) -> list[str]:
+    """Consecutive fact lines joined ``per_row`` at a time: SFT rows about as long as a problem's."""
+    return ["\n".join(lines[i:i + per_row]) for i in range(0, len(lines), per_row)]
+
+
+def build_base(out: str | Path, config: BaseConfig | None = None, log=print) -> dict:
+    """Stages 1-5: returns paths, the hint table and each stage's wall time."""
+    config = config or BaseConfig()
+    out = Path(out)
+    check_settings(out, "base_config.json", asdict(config))
+    stages = Stages(out, log)
+    world = config.world()
+    data, models = out / "data", out / "models"
+
+    def make_data():
+        train = domain.generate(config.train_per_level, (1, 2), seed=config.seed, world=world, split="train")
+        test = domain.generate(config.test_per_level, domain.LEVELS, seed=config.seed + 1, world=world,
+                               split="test", exclude={p.problem for p in train})
+        write_records(train, data / "train.jsonl")
+        write_records(test, data / "test.jsonl")
+        return {"train": len(train), "test": len(test)}
+
+    def make_init():
+        train = read_records(data / "train.jsonl")
+        texts = [sparkle_user_turn(p.problem) + reference_response(p.steps, p.answer) for p in train[:300]]
+        texts += world.facts()
+        numbers = config.world_values if config.model.whole_numbers else 0
+        tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, numbers=numbers)
+        model = tinymodel.build_tiny_model(tok, config.model)
+        tinymodel.save(model, tok, models / "init")
+        return {"parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tok)}
+
+    def make_pretrain():
+        pretrain_text(models / "init", world.facts(config.fact_repeats, seed=config.seed), models / "pretrained",
+                      config.pretrain)
+        return {"lines": config.fact_repeats * len(world.facts())}
+
+    def make_sft():
+        run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft,
+                texts=config.sft_facts())
+        return {"model": str(models / "base")}
+
+    def make_table():
+        return hint_table(models / "base", read_records(data / "test.jsonl"), config.max_new_tokens)
+
+    results = {name: stages.run(name, fn) for name, fn in
+               (("data", make_data), ("init", make_init), ("pretrain", make_pretrain), ("sft", make_sft),
+                ("hint_table", make_table))}
+    summary = {"config": asdict(config), "base_model": str(models / "base"),
+               "stage_seconds": {k: v["seconds"] for k, v in results.items()},
+               "hint_table": results["hint_table"]["result"]}
+    (out / "base.json").write_text(json.dumps(summary, indent=1))
+    return summary
