@@ -33,7 +33,11 @@ HINTS = ("none", "half", "all_but_last")
 
 @dataclass
 class BaseConfig:
-    """Sizes of the default demo; every number here was chosen to fit the 2-core budget."""
+    """Sizes of the embedded base model, chosen to build in minutes on 2 CPU cores.
+
+    What each choice does is measured in ``docs/findings/base_model.md``
+    (``bench/base_model.py --set FIELD=VALUE`` reruns any of them).
+    """
 
     seed: int = 0
     world_seed: int = 0
@@ -44,28 +48,19 @@ class BaseConfig:
     test_per_level: int = 40
     """Held-out problems per level (all levels)."""
     fact_repeats: int = 60
-    """Passes over the world's 240 fact lines in pretraining (900 steps of 16). With whole-number tokens
-    these 900 steps leave recall at 94-99% (forward) by seed, and SFT, where the fact lines are mixed in,
-    completes it. Half as many (30 passes, recall 14-33%) saved 15 s, and SFT then found the step lookup
-    later: seed 1 at 3 SFT epochs copied 94% of function names, against 99.8% after the full pretraining
-    (``bench/base_model.py --set fact_repeats=30``)."""
+    """Passes over the world's 240 fact lines in pretraining (900 steps of 16): enough for SFT, where the
+    fact lines are mixed in, to complete recall; fewer passes made SFT learn the step lookup later."""
     sft_fact_repeats: int = 18
     """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
     sft_fact_lines_per_row: int = 10
-    """Fact lines joined into one SFT row (a short "document"). A batch is padded to its longest row, so
-    one-line fact rows (~9 tokens) beside problems (~107) were more than half padding; ten lines fill a
-    row as a problem does, and a batch of 16 then holds ~15 problems instead of ~9."""
+    """Fact lines joined into one SFT row (a short "document") about as long as a problem's, so that a
+    padded batch is not mostly padding."""
     pretrain: SFTSettings = field(default_factory=lambda: SFTSettings(
         epochs=1, learning_rate=1e-3, batch_size=16, lr_scheduler="constant_with_warmup"))
     sft: SFTSettings = field(default_factory=lambda: SFTSettings(epochs=4.5, learning_rate=2e-3, batch_size=16,
                                                                  warmup_steps=0.15))
-    """Finding a step's line in the problem (an induction lookup) is the last skill to appear, and its
-    typical error is the function name of the next line (the one that uses the step's variable). At 2
-    epochs seed 0 copied 95% of the names; at 3 epochs seed 1 copied 99.8% but restated the number of a
-    first-line inverse wrong (level 2 22%). At 4.5 epochs (1,530 updates) seed 1 still never learned that
-    number with a 5% warm-up (level 2 30%); warming up over 15% of the updates it did (level 2 100%, as
-    seeds 0 and 2; ``bench/base_model.py --set sft.warmup_steps=0.05`` reruns the old one). Fewer epochs
-    with that warm-up were a draw per seed: at 3.5 seed 3 copied 97.5% of the names (level 1 82%)."""
+    """Finding a step's line in the problem (a copy) is the last skill SFT learns; 4.5 epochs with a 15%
+    warm-up learn it in every seed measured, fewer epochs in some seeds only."""
     model: tinymodel.TinyModelConfig = field(default_factory=tinymodel.TinyModelConfig)
     max_new_tokens: int = 128
     """Longest reference responses are 91 tokens (level 5)."""

@@ -47,9 +47,8 @@ class Preset:
     stage2: dict = field(default_factory=dict)
     """Config overrides shared by every stage-2 recipe."""
     learning_rate: float | None = None
-    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants), which leaves
-    held-out accuracy where it was after 12-60 steps. bench/RESULTS.md used 1e-4 (stage 1 stays stable on the
-    current base; on the earlier near-chance base it drove SPARKLE's stage 1 into over-long, truncated answers)."""
+    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants, which barely
+    moves a model in 12-60 steps; the study in bench/RESULTS.md used 1e-4)."""
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
     """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""

@@ -43,9 +43,8 @@ class TinyModelConfig:
     vocab_size: int = 512
     """Target BPE vocabulary (the tokenizer may end up smaller on a small corpus)."""
     whole_numbers: bool = True
-    """The domain's values as one token each (else one token per digit, as Qwen's own tokenizer). Rows get
-    ~5% shorter, pretraining leaves fact recall at 94-99% instead of ~50%, and seed 1 went from 70% to 100%
-    at level 1 without a hint (``bench/base_model.py --set model.whole_numbers=false``, README)."""
+    """The domain's values as one token each (else one token per digit, as Qwen's own tokenizer): facts are
+    then learned much faster (docs/findings/base_model.md)."""
     hidden_size: int = 128
     intermediate_size: int = 384
     num_hidden_layers: int = 3
