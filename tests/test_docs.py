@@ -32,3 +32,31 @@ def test_api_examples_run(tmp_path, monkeypatch, capsys):
             raise AssertionError(f"docs/api.md python block {i} failed: {e!r}\n{code}") from e
     out = capsys.readouterr().out
     assert "qwen2" in out and "True \\frac{2}{4} ok" in out and "[2.0, 1.0, -1.0]" in out
+
+
+def test_public_functions_and_classes_have_docstrings():
+    """What a user can import says what it is for (an override inherits its base's docstring)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import scaffoldrl
+
+    missing = []
+    for info in pkgutil.walk_packages(scaffoldrl.__path__, "scaffoldrl."):
+        if ".vendor" in info.name or info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                if not inspect.getdoc(obj):
+                    missing.append(f"{info.name}.{name}")
+            if inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
+                        continue
+                    if not inspect.getdoc(getattr(obj, attr)):
+                        missing.append(f"{info.name}.{name}.{attr}")
+    assert not missing, "\n".join(missing)

@@ -2,7 +2,8 @@
 
 Every import counts, at the top of a file or inside a function: a deferred
 import that climbs a layer is still a dependency a reader has to follow.
-Print the picture with ``python tests/test_layers.py``.
+Print the picture with ``python tests/test_layers.py [PACKAGE_DIR]`` (another checkout's
+``src/scaffoldrl`` to compare with).
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ LAYERS = [
 """Bottom to top. A module may import its own layer and the ones below."""
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, package: Path = PACKAGE) -> str:
     """``methods/seele.py`` → ``methods.seele``; a package's ``__init__`` is the package itself."""
-    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    parts = list(path.relative_to(package).with_suffix("").parts)
     if parts[-1] == "__init__" and len(parts) > 1:
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def imports(path: Path) -> set[str]:
+def imports(path: Path, package_dir: Path = PACKAGE) -> set[str]:
     """The package modules a file imports (``from . import x``, ``from .a.b import c``, ``import scaffoldrl.x``)."""
-    here = module_name(path).split(".")
+    here = module_name(path, package_dir).split(".")
     package = here if path.name == "__init__.py" else here[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -55,9 +56,9 @@ def imports(path: Path) -> set[str]:
     return {name for name in found if name}
 
 
-def graph() -> dict[str, set[str]]:
+def graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Module → the package modules it imports (names resolved to existing modules)."""
-    paths = {module_name(p): p for p in PACKAGE.rglob("*.py") if "vendor" not in p.parts}
+    paths = {module_name(p, package): p for p in package.rglob("*.py") if "vendor" not in p.parts}
     known = set(paths)
 
     def resolve(name: str) -> str | None:
@@ -65,7 +66,7 @@ def graph() -> dict[str, set[str]]:
             name = name.rpartition(".")[0]
         return name or None
 
-    return {m: {r for r in map(resolve, imports(p)) if r and r != m} for m, p in paths.items()}
+    return {m: {r for r in map(resolve, imports(p, package)) if r and r != m} for m, p in paths.items()}
 
 
 def layer_of(module: str) -> int:
@@ -132,11 +133,21 @@ def test_the_checker_sees_relative_and_deferred_imports(tmp_path):
 
 
 if __name__ == "__main__":
-    edges = graph()
-    for i, (name, members) in reversed(list(enumerate(LAYERS))):
-        mods = sorted(m for m in edges if layer_of(m) == i)
-        print(f"{name}:")
+    edges = graph(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else PACKAGE)
+
+    def layer(m: str) -> int | None:
+        try:
+            return layer_of(m)
+        except AssertionError:
+            return None
+
+    for i, (name, _) in reversed(list(enumerate([*LAYERS, ("in no layer", set())]))):
+        mods = sorted(m for m in edges if (layer(m) if layer(m) is not None else len(LAYERS)) == i)
+        if mods:
+            print(f"{name}:")
         for m in mods:
             print(f"  {m:<22} -> {', '.join(sorted(edges[m])) or '-'}")
-    found = cycles(edges)
-    print("cycles:", found or "none", file=sys.stderr)
+    upward = [(m, d) for m, deps in edges.items() for d in deps
+              if None not in (layer(m), layer(d)) and layer(d) > layer(m)]
+    print(f"upward imports: {len(upward)}", *(f"  {m} -> {d}" for m, d in sorted(upward)), sep="\n")
+    print("cycles:", cycles(edges) or "none")

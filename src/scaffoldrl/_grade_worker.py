@@ -21,6 +21,7 @@ def _limit_memory(megabytes: int) -> None:
 
 
 def main() -> None:
+    """Answer (gold, prediction) requests from stdin with math-verify verdicts on stdout, one per line."""
     from math_verify import parse, verify
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)

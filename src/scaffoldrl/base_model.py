@@ -66,6 +66,7 @@ class BaseConfig:
     """Longest reference responses are 91 tokens (level 5)."""
 
     def world(self) -> domain.World:
+        """The world of function tables these settings name."""
         return domain.World(seed=self.world_seed, values=self.world_values)
 
     def sft_facts(self) -> list[str]:

@@ -113,6 +113,7 @@ def read_sparkle_preview(path: str | Path) -> list[Problem]:
 
 
 def is_sparkle_preview(path: str | Path) -> bool:
+    """Whether a file is in SPARKLE's released ``sparkle_preview`` schema (one row per subproblem)."""
     first = next(iter_rows(path), (0, None))[1]
     return isinstance(first, Mapping) and "problem ID" in first and "subproblem_question" in first
 

@@ -77,16 +77,20 @@ class World:
 
     @property
     def hidden(self) -> tuple[str, ...]:
+        """The functions whose inverses appear only at the hard levels."""
         return NAMES[len(NAMES) - self.n_hidden:]
 
     @property
     def open(self) -> tuple[str, ...]:
+        """The functions whose inverses the base model learns."""
         return NAMES[: len(NAMES) - self.n_hidden]
 
     def apply(self, name: str, x: int) -> int:
+        """``name(x)``."""
         return self.tables[name][x]
 
     def invert(self, name: str, y: int) -> int:
+        """The x with ``name(x) = y``."""
         return self.tables[name].index(y)
 
     def facts(self, repeats: int = 1, seed: int = 0) -> list[str]:
@@ -108,6 +112,7 @@ class World:
         return lines
 
     def describe(self, name: str) -> str:
+        """A function's whole table as one sentence (SPARKLE's knowledge for a step)."""
         pairs = ", ".join(f"{name}({x}) = {y}" for x, y in enumerate(self.tables[name]))
         return f"{name} is a function on 0-{self.values - 1}: {pairs}."
 

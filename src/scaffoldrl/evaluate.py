@@ -50,6 +50,7 @@ class Sampling:
 
     @property
     def greedy(self) -> bool:
+        """Temperature 0: one sample, argmax decoding."""
         return self.temperature == 0
 
 
@@ -84,12 +85,15 @@ class Protocol:
             raise ValueError("a prompt template needs a {question} field (or use prompt: sparkle)")
 
     def sampling(self, benchmark: str) -> Sampling:
+        """The benchmark's own sampling, else the protocol's default."""
         return self.benchmarks.get(benchmark, self.default)
 
     def user_turn(self, question: str) -> str:
+        """The protocol's user turn for a question (SPARKLE's prompt or a template)."""
         return sparkle_user_turn(question) if self.prompt == "sparkle" else self.prompt.replace("{question}", question)
 
     def to_dict(self) -> dict:
+        """The protocol as plain data (saved with a run, so a resumed run can check it)."""
         return asdict(self)
 
     @classmethod
@@ -130,6 +134,7 @@ class Task:
 
     @property
     def key(self) -> tuple:
+        """What identifies a sample in a run folder (:data:`KEY_FIELDS`)."""
         return tuple(getattr(self, f) for f in KEY_FIELDS)
 
     def row(self, completion: str, verdict) -> dict:
@@ -142,6 +147,7 @@ class Task:
 
 
 def row_key(row: dict) -> tuple:
+    """A saved sample's key, as :attr:`Task.key`."""
     return tuple(row.get(f) for f in KEY_FIELDS)
 
 
@@ -188,12 +194,14 @@ class SampleStore:
         return key in self.rows
 
     def append(self, rows: Sequence[dict]) -> None:
+        """Save finished samples at once (a killed run loses only unfinished ones)."""
         with open(self.path, "a") as f:
             f.write("".join(json.dumps(r) + "\n" for r in rows))
         for row in rows:
             self.rows[row_key(row)] = row
 
     def close(self) -> None:
+        """Release the run folder's lock."""
         self._lock.close()
 
     def __enter__(self) -> SampleStore:

@@ -130,10 +130,12 @@ class Backend:
     tokenizer = None
 
     def render(self, turn: str) -> str:
+        """A user turn as the prompt text this backend completes (through the chat template when it has one)."""
         return chat_prompt(turn, self.tokenizer)
 
     def generate(self, prompts: Sequence[str], config: SamplingConfig, seeds: Sequence[int],
                  progress: Callable[[int], None] | None = None) -> list[str]:
+        """One completion per prompt, prompt i sampled with ``seeds[i]``; ``progress(k)`` after k more are done."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -109,6 +109,7 @@ class PromptRow:
 
     @property
     def content(self) -> str:
+        """The user turn: SPARKLE's prompt, with the row's hint after an opened ``<think>``."""
         return sparkle_user_turn(self.question, self.hint)
 
     def to_dict(self) -> dict[str, Any]:

@@ -47,9 +47,11 @@ class Problem:
 
     @property
     def solution(self) -> str:
+        """The reference steps joined by newlines: the text a token-unit hint is cut from."""
         return "\n".join(self.steps)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as a row (``meta`` as JSON text, so Parquet has one type per column)."""
         d = asdict(self)
         # Parquet needs one type per column: free metadata travels as JSON text.
         d["meta"] = json.dumps(self.meta, ensure_ascii=False, sort_keys=True)

@@ -23,6 +23,7 @@ def pct(value: float | None, ci: Sequence[float] | None = None) -> str:
 
 
 def signed_pct(value: float, ci: Sequence[float] | None = None) -> str:
+    """A difference in points with a sign, and its interval when given."""
     text = f"{100 * value:+.1f}"
     return f"{text} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else text
 
@@ -35,18 +36,23 @@ class Report:
         self.sections: list[tuple[str, object]] = []
 
     def heading(self, text: str) -> None:
+        """Add a section heading."""
         self.sections.append(("heading", text))
 
     def text(self, text: str) -> None:
+        """Add a paragraph."""
         self.sections.append(("text", text))
 
     def table(self, header: Row, rows: Sequence[Row]) -> None:
+        """Add a table (cells rendered with ``str``)."""
         self.sections.append(("table", ([str(h) for h in header], [[str(c) for c in r] for r in rows])))
 
     def image(self, path: Path, caption: str) -> None:
+        """Add a plot written next to the report."""
         self.sections.append(("image", (Path(path).name, caption)))
 
     def markdown(self) -> str:
+        """The report as Markdown."""
         out = [f"# {self.title}", ""]
         for kind, body in self.sections:
             if kind == "heading":
@@ -63,6 +69,7 @@ class Report:
         return "\n".join(out)
 
     def html(self) -> str:
+        """The report as one self-contained HTML page."""
         e = html.escape
         out = [f"<!doctype html><meta charset='utf-8'><title>{e(self.title)}</title>",
                "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
@@ -84,6 +91,7 @@ class Report:
         return "\n".join(out) + "\n"
 
     def write(self, out: str | Path) -> Path:
+        """Write ``report.md`` and ``report.html`` into ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(self.markdown())

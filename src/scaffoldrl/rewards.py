@@ -104,6 +104,7 @@ def verl_score(reward_fn: Callable) -> Callable:
                 "extracted": verdict.extracted or ""}
 
     compute_score.__name__ = f"compute_score_{reward_fn.__name__}"
+    compute_score.__doc__ = f"veRL's ``compute_score`` for :func:`{reward_fn.__name__}`: a dict with score, acc, extracted."
     return compute_score
 
 

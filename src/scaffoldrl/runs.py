@@ -52,6 +52,7 @@ class Stages:
         out.mkdir(parents=True, exist_ok=True)
 
     def run(self, name: str, fn):
+        """Run ``fn`` unless an earlier run finished stage ``name``; returns its seconds and result."""
         marker = self.out / "stages" / f"{name}.json"
         if marker.exists():
             self.log(f"[skip] {name} (done in an earlier run)")

@@ -111,6 +111,7 @@ def build_tiny_model(tokenizer, config: TinyModelConfig | None = None):
 
 
 def save(model, tokenizer, path: str | Path) -> Path:
+    """Save model and tokenizer into one folder, loadable by path like any hub model."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)

@@ -84,7 +84,7 @@ def fast_verdict(gold: str, pred: str) -> bool | None:
 
 
 class WorkerDied(RuntimeError):
-    pass
+    """A grading worker process exited; the item it held is counted as an error."""
 
 
 class _Worker:
@@ -241,6 +241,7 @@ class Grader:
         weakref.finalize(self, self._pool.close)
 
     def grade(self, completion: str, gold: str) -> Verdict:
+        """Grade one completion against its gold answer."""
         return self.grade_batch([(completion, gold)])[0]
 
     def grade_batch(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> list[Verdict]:

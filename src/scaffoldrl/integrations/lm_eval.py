@@ -90,6 +90,7 @@ def load_split(path: str | Path):
 
 
 def task_name(protocol: str, benchmark: str) -> str:
+    """The lm-eval task name of a protocol and benchmark."""
     return f"{TASK_PREFIX}_{protocol}_{benchmark}"
 
 
@@ -125,6 +126,7 @@ def task_yaml(protocol, benchmark: str, data_file: str) -> str:
 
 
 def group_yaml(protocol: str, tasks: Sequence[str]) -> str:
+    """The lm-eval group that runs a protocol's tasks together."""
     config = {
         "group": f"{TASK_PREFIX}_{protocol}",
         "task": list(tasks),

@@ -170,6 +170,7 @@ class VerlExport:
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The manifest written next to the rows."""
         return {"path": str(self.path), "problems": self.problems, "rows": self.rows,
                 "per_level": {str(k): v for k, v in self.per_level.items()}, "dropped": len(self.dropped),
                 "dropped_ids": self.dropped, "lengths_checked": self.checked, **self.settings}
