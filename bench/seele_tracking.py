@@ -86,6 +86,8 @@ def main() -> None:
 
     after = [s for s in seele if s["step"] > warmup]
     after_grpo = [g for g in grpo if g["step"] > warmup]
+    if not after:
+        raise SystemExit(f"no step after the {warmup}-step warm-up to summarise: use --steps > {warmup}")
     mean = lambda logs, key: statistics.fmean(log[key] for log in logs)  # noqa: E731
     accuracy = mean(after, "hint/mean_accuracy")
     print(f"after warm-up (steps {warmup + 1}-{seele[-1]['step']}):")
