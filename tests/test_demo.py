@@ -17,9 +17,9 @@ def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
 
 
 def test_fact_rows_keep_every_line_once_in_order():
-    lines = domain.World().facts()
+    lines = domain.World().facts()  # 160 forward, 80 open and 80 half-known hidden inverse lines
     rows = fact_rows(lines, 10)
-    assert len(rows) == 24 and all(row.count("\n") == 9 for row in rows)
+    assert len(lines) == 320 and len(rows) == 32 and all(row.count("\n") == 9 for row in rows)
     assert "\n".join(rows).split("\n") == lines
     assert fact_rows(lines[:3], 10) == ["\n".join(lines[:3])] and fact_rows(lines, 1) == lines
 
@@ -95,3 +95,21 @@ def test_cli_names_each_changed_nested_setting_of_a_run_folder(tmp_path):
     flat = " ".join(result.output.split()).replace("│", "")
     assert "model.hidden_size" in flat and "model.split_digits" in flat and "world_values" not in flat
     assert not (tmp_path / "data").exists()
+
+
+def test_sft_sees_sparkles_plan_knowledge_and_chain_forms():
+    from scaffoldrl.base_model import condition_pairs
+    from scaffoldrl.prompts import KNOWLEDGE_HINT, PLAN_HINT
+
+    problems = domain.generate(10, (1, 2), seed=3)
+    pairs = condition_pairs(problems, 0.2, seed=0)  # 4 problems per form
+    plan = [q for q, _ in pairs if PLAN_HINT in q]
+    knowledge = [q for q, _ in pairs if KNOWLEDGE_HINT in q]
+    chains = [(q, r) for q, r in pairs if "\nQ1: " in q]
+    assert len(plan) == len(knowledge) == 4
+    assert len(chains) == sum(len(p.subproblems) for p in problems if any(p.problem + "\n\nQ1" in q for q, _ in chains))
+    for question, response in chains:  # each link answered by its own reference step, boxed
+        p = next(p for p in problems if question.startswith(p.problem + "\n"))
+        link = question.count("\nQ") - 1
+        assert response.startswith("<think>\n" + p.steps[link] + "\n</think>")
+        assert f"\\boxed{{{p.subproblems[link].answer}}}" in response

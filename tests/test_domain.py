@@ -64,12 +64,26 @@ def test_levels_count_hidden_inverses_not_length():
     assert inverse_lines[1] == {0} and inverse_lines[2] == {1, 2, 3} and inverse_lines[5] == {3}
 
 
-def test_facts_hold_forward_tables_and_open_inverses_only():
-    world = domain.World()
-    facts = world.facts()
-    inverted = {re.search(r"(\w+)\(", f).group(1) for f in facts if " so " in f}
-    assert inverted == set(world.open) and not inverted & set(world.hidden)
-    assert len([f for f in facts if " so " not in f]) == len(domain.NAMES) * world.values
+def test_facts_hold_forward_tables_open_inverses_and_half_known_hidden_ones():
+    world = domain.World(candidates=3)
+    facts = world.facts(repeats=6)
+    assert len([f for f in facts if " so " not in f]) == 6 * len(domain.NAMES) * world.values
+    stated: dict[tuple[str, int], list[int]] = {}
+    for line in facts:
+        if m := re.fullmatch(r"(\w) such that (\w+)\(\1\) = (\d+) so \1 = (\d+)", line):
+            stated.setdefault((m[2], int(m[3])), []).append(int(m[4]))
+    for (name, y), values in stated.items():
+        if name in world.open:
+            assert values == [world.invert(name, y)] * 6
+        else:  # three candidates, the right one among them, each stated twice in six repeats
+            assert sorted(set(values)) == sorted(world.inverse_candidates(name, y)) and len(set(values)) == 3
+            assert world.invert(name, y) in values and all(values.count(v) == 2 for v in values)
+    assert {name for name, _ in stated} == set(domain.NAMES)
+    assert domain.World(candidates=1).inverse_candidates("wub", 3) == (domain.World().invert("wub", 3),)
+    with pytest.raises(ValueError, match="candidates"):
+        domain.World(candidates=0)
+    old = domain.World(candidates=world.values).facts()  # a pure guess: hidden inverses never stated
+    assert not {re.search(r"(\w+)\(", f).group(1) for f in old if " so " in f} & set(world.hidden)
 
 
 def test_tokenizer_round_trip_and_model_loads_by_path(tmp_path):

@@ -17,6 +17,7 @@ The choices behind the defaults, and what was measured, are in
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class BaseConfig:
     world_seed: int = 0
     world_values: int = domain.VALUES
     """Size of the function tables (values 0..world_values-1): the chance of a guessed answer is 1 in this."""
+    world_candidates: int = domain.CANDIDATES
+    """Values each hidden inverse is stated with in the facts: the base gets one right about 1 in this."""
     train_per_level: int = 2500
     """SFT problems per level (levels 1 and 2)."""
     test_per_level: int = 40
@@ -52,6 +55,10 @@ class BaseConfig:
     fact lines are mixed in, to complete recall; fewer passes made SFT learn the step lookup later."""
     sft_fact_repeats: int = 18
     """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
+    sft_conditions: float = 0.1
+    """Share of the SFT problems that are also shown in each of SPARKLE's other forms: with their plan,
+    with their knowledge, and as their subproblem chain (one row per link), so that the analysis of
+    those conditions measures the model rather than an unseen prompt format."""
     sft_fact_lines_per_row: int = 10
     """Fact lines joined into one SFT row (a short "document") about as long as a problem's, so that a
     padded batch is not mostly padding."""
@@ -67,7 +74,11 @@ class BaseConfig:
 
     def world(self) -> domain.World:
         """The world of function tables these settings name."""
-        return domain.World(seed=self.world_seed, values=self.world_values)
+        return domain.World(seed=self.world_seed, values=self.world_values, candidates=self.world_candidates)
+
+    def sft_condition_pairs(self, problems: list[Problem]) -> list[tuple[str, str]]:
+        """(question, response) SFT examples in SPARKLE's plan, knowledge and subproblem-chain forms."""
+        return condition_pairs(problems, self.sft_conditions, seed=self.seed)
 
     def sft_facts(self) -> list[str]:
         """The fact rows mixed into SFT: the world's fact lines in another order than pretraining's, joined."""
@@ -100,6 +111,27 @@ def hint_table(model_path: str | Path, problems: list[Problem], max_new_tokens: 
     return {level: {h: sum(c) / len(c) for h, c in row.items()} for level, row in sorted(table.items())}
 
 
+def condition_pairs(problems: list[Problem], share: float, seed: int = 0) -> list[tuple[str, str]]:
+    """A ``share`` of the problems with their plan, another with their knowledge (the reference response
+    either way), and another as a subproblem chain: one example per link, earlier links answered, the
+    response the link's own step."""
+    from .analysis import chain_question, condition_question
+
+    rng = random.Random(f"conditions-{seed}")
+    k = round(share * len(problems))
+    pairs = []
+    for condition in ("plan", "knowledge"):
+        for p in rng.sample(problems, k):
+            question = condition_question(p, condition)
+            if question is not None:
+                pairs.append((question, reference_response(p.steps, p.answer)))
+    for p in rng.sample(problems, k):
+        answers = [sub.answer for sub in p.subproblems]
+        for link, sub in enumerate(p.subproblems):
+            pairs.append((chain_question(p, link, answers[:link]), reference_response([p.steps[link]], sub.answer)))
+    return pairs
+
+
 def fact_rows(lines: list[str], per_row: int) -> list[str]:
     """Consecutive fact lines joined ``per_row`` at a time: SFT rows about as long as a problem's."""
     return ["\n".join(lines[i:i + per_row]) for i in range(0, len(lines), per_row)]
@@ -125,6 +157,7 @@ def build_base(out: str | Path, config: BaseConfig | None = None, log=print) -> 
     def make_init():
         train = read_records(data / "train.jsonl")
         texts = [sparkle_user_turn(p.problem) + reference_response(p.steps, p.answer) for p in train[:300]]
+        texts += [sparkle_user_turn(q) + r for q, r in condition_pairs(train[:300], 0.1, seed=config.seed)]
         texts += world.facts()
         numbers = config.world_values if config.model.whole_numbers else 0
         tok = tinymodel.train_tokenizer(texts, config.model.vocab_size, numbers=numbers)
@@ -138,8 +171,9 @@ def build_base(out: str | Path, config: BaseConfig | None = None, log=print) -> 
         return {"lines": config.fact_repeats * len(world.facts())}
 
     def make_sft():
-        run_sft(models / "pretrained", read_records(data / "train.jsonl"), models / "base", config.sft,
-                texts=config.sft_facts())
+        train = read_records(data / "train.jsonl")
+        run_sft(models / "pretrained", train, models / "base", config.sft, texts=config.sft_facts(),
+                pairs=config.sft_condition_pairs(train))
         return {"model": str(models / "base")}
 
     def make_table():

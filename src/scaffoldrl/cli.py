@@ -248,7 +248,7 @@ def demo(
         chosen = dataclasses.replace(chosen, learning_rate=lr)
     with _out_folder():
         base = build_base(out, chosen.base, log=console.print)
-    console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_values,
+    console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_candidates,
                                      HIDDEN_LEVELS))
     if base_only:
         times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())

@@ -14,9 +14,15 @@ step looks it up (``c = fen(b) = fen(4) = 8``, routine once the tables are
 memorised), an inverse step searches (``b such that kel(b) = a = 6 so b = 4``).
 Restating the line is a copy, so the only thing to *find* is the value.
 Inverses of the *open* functions appear in the easy/medium training data;
-inverses of the *hidden* ones appear only at the hard levels, so a model that
-has memorised every forward table must guess them (1 in ``values``) — unless a hint
-reveals them. Step counts overlap across levels, so difficulty is not
+inverses of the *hidden* ones appear only at the hard levels, and the world's
+facts hold them only *half-known*: each hidden inverse is stated with
+``candidates`` values, the right one among them, equally often. A base model
+pretrained on the facts gets a hidden inverse step right with probability about
+1/candidates, so a problem with h hidden inverses is solved about
+(1/candidates)^h of the time — within reach at the top levels only with a hint
+that reveals some of them, and RL on the rest sharpens the very facts the
+unhinted problems need (``candidates=1``: every inverse fully known;
+``candidates=values``: a pure guess). Step counts overlap across levels, so difficulty is not
 sequence length, and the training levels hold as many inverse lines as the
 hard ones (a base model trained on one per problem broke down, even given all
 but the last step, on problems with two or three):
@@ -49,6 +55,8 @@ NAMES = ("zap", "mip", "gop", "tur", "fen", "kel", "dax", "wub")
 VARS = "abcdef"
 VALUES = 20
 """Default size of the function tables (values 0..VALUES-1): a guessed inverse is right 1 time in 20."""
+CANDIDATES = 3
+"""Default number of values a hidden inverse is stated with in the facts: the base gets it right about 1 in 3."""
 LEVELS = (1, 2, 3, 4, 5)
 # level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
 _LEVEL_SHAPE = {1: (2, 6, 0, 0), 2: (3, 6, 0, (1, 3)), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}
@@ -64,9 +72,13 @@ class World:
     n_hidden: int = 4
     values: int = VALUES
     """Every function is a permutation of 0..values-1; a guessed inverse is right 1 time in ``values``."""
+    candidates: int = CANDIDATES
+    """Values each hidden inverse fact is stated with (the right one among them), equally often."""
     tables: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if not 1 <= self.candidates <= self.values:
+            raise ValueError(f"candidates must be in 1..values ({self.values}), got {self.candidates}")
         rng = random.Random(f"world-{self.seed}")
         tables = {}
         for name in NAMES:
@@ -74,6 +86,16 @@ class World:
             rng.shuffle(perm)
             tables[name] = tuple(perm)
         object.__setattr__(self, "tables", tables)
+
+    def inverse_candidates(self, name: str, y: int) -> tuple[int, ...]:
+        """The values a hidden inverse ``name⁻¹(y)`` is stated with in the facts: the right one and
+        ``candidates − 1`` others, in a fixed order (one per world, function and value)."""
+        x = self.invert(name, y)
+        rng = random.Random(f"candidates-{self.seed}-{name}-{y}")
+        others = rng.sample([v for v in range(self.values) if v != x], self.candidates - 1)
+        out = [x, *others]
+        rng.shuffle(out)
+        return tuple(out)
 
     @property
     def hidden(self) -> tuple[str, ...]:
@@ -94,28 +116,28 @@ class World:
         return self.tables[name].index(y)
 
     def facts(self, repeats: int = 1, seed: int = 0) -> list[str]:
-        """The world's knowledge as step-shaped lines: every forward value, open inverses only.
+        """The world's knowledge as step-shaped lines: every forward value and open inverse, and the hidden
+        inverses half-known.
 
         A base model is pretrained on these (a real base model has read its
-        facts somewhere too); hidden inverses are left for RL to discover.
+        facts somewhere too). Repeat r states each hidden inverse with its
+        candidate number r (mod ``candidates``), so over a multiple of
+        ``candidates`` repeats every candidate appears equally often.
         """
         rng = random.Random(f"facts-{self.seed}-{seed}")
         lines = []
-        for _ in range(repeats):
+        for r in range(repeats):
             for name in NAMES:
                 for x in range(self.values):
-                    v = rng.choice(VARS)
-                    lines.append(f"{v} = {name}({x}) = {self.apply(name, x)}")
+                    v, y = rng.choice(VARS), self.apply(name, x)
+                    lines.append(f"{v} = {name}({x}) = {y}")
                     if name in self.open:
-                        lines.append(f"{v} such that {name}({v}) = {self.apply(name, x)} so {v} = {x}")
+                        lines.append(f"{v} such that {name}({v}) = {y} so {v} = {x}")
+                    elif self.candidates < self.values:
+                        stated = self.inverse_candidates(name, y)[r % self.candidates]
+                        lines.append(f"{v} such that {name}({v}) = {y} so {v} = {stated}")
         rng.shuffle(lines)
         return lines
-
-    def describe(self, name: str) -> str:
-        """A function's whole table as one sentence (SPARKLE's knowledge for a step)."""
-        pairs = ", ".join(f"{name}({x}) = {y}" for x, y in enumerate(self.tables[name]))
-        return f"{name} is a function on 0-{self.values - 1}: {pairs}."
-
 
 def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool]]:
     """The (function, inverted?) sequence of a problem at ``level``; last step forward."""
@@ -136,18 +158,24 @@ def _shape(level: int, rng: random.Random, world: World) -> list[tuple[str, bool
 
 
 def make_problem(world: World, level: int, rng: random.Random, index: int, split: str) -> Problem:
-    """One problem with its exact steps, a plan, the knowledge it needs and its subproblem chain."""
+    """One problem with its exact steps, a plan, the knowledge it needs and its subproblem chain.
+
+    The knowledge is the table entries the solution uses, as forward facts in
+    sorted order (not the order of the steps): an inverse step still has to
+    find its entry by the value, as it would in a reference text.
+    """
     if level not in _LEVEL_SHAPE:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
     shape = _shape(level, rng, world)
     start = rng.randrange(world.values)
-    lines, steps, plan, subs = [], [], [], []
+    lines, steps, plan, subs, facts = [], [], [], [], []
     prev, value = str(start), start
     for i, (name, inverted) in enumerate(shape):
         v = VARS[i]
         if inverted:
             target = value
             value = world.invert(name, target)
+            facts.append(f"{name}({value}) = {target}")
             lines.append(f"{v} such that {name}({v}) = {prev}")
             given = "" if i == 0 else f" = {target}"
             steps.append(f"{lines[-1]}{given} so {v} = {value}")
@@ -156,6 +184,7 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
         else:
             arg = value
             value = world.apply(name, arg)
+            facts.append(f"{name}({arg}) = {value}")
             lines.append(f"{v} = {name}({prev})")
             given = "" if i == 0 else f" = {name}({arg})"
             steps.append(f"{lines[-1]}{given} = {value}")
@@ -168,14 +197,13 @@ def make_problem(world: World, level: int, rng: random.Random, index: int, split
             subs.append(Subproblem(link + question.replace("{x}", VARS[i - 1]), str(value)))
         prev = v
     lines.append(f"What is {VARS[len(shape) - 1]}?")
-    used = sorted({name for name, _ in shape})
     return Problem(
         id=f"synth-{world.seed}-{split}-L{level}-{index}",
         problem="\n".join(lines),
         answer=str(value),
         steps=steps,
         plan="\n".join(plan),
-        knowledge="\n".join(world.describe(n) for n in used),
+        knowledge="\n".join(sorted(set(facts))),
         subproblems=subs,
         difficulty=float(level),
         source="synth",

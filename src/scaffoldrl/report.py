@@ -367,14 +367,14 @@ def demo_report(summary: dict, out: str | Path) -> Path:
 
 # -- the same results in the terminal (rich tables) ------------------------------------------------------------------
 
-def base_console_table(hint_table: dict, problems_per_level: int, guess: int, hidden_levels: Sequence[int]):
+def base_console_table(hint_table: dict, problems_per_level: int, candidates: int, hidden_levels: Sequence[int]):
     """The base model's hint table (:func:`scaffoldrl.base_model.hint_table`) as a rich table."""
     from rich.table import Table
 
     hints = list(next(iter(hint_table.values())))
     table = Table(title="Base model: greedy accuracy on held-out problems by level and hint",
                   caption=f"{problems_per_level} problems per level. Levels {', '.join(map(str, hidden_levels))} "
-                          f"need hidden inverses: without a hint, a guess is right 1 in {guess}")
+                          f"need 1-3 hidden inverses, each known to the base as one of {candidates} values")
     table.add_column("level")
     for h in hints:
         table.add_column(f"hint: {h}", justify="right")

@@ -28,23 +28,27 @@ class SFTSettings:
     seed: int = 0
 
 
-def sft_dataset(problems: Sequence[Problem], tokenizer, texts: Sequence[str] = ()):
+def sft_dataset(problems: Sequence[Problem], tokenizer, texts: Sequence[str] = (),
+                pairs: Sequence[tuple[str, str]] = ()):
     """Prompt/completion rows: SPARKLE's prompt, the reference steps in the response format.
 
-    ``texts`` become rows with an empty prompt (plain language modelling mixed
-    into the batches), which keeps pretrained knowledge from being forgotten.
+    ``pairs`` are further (question, response) examples in the same prompt
+    (e.g. a question with its plan); ``texts`` become rows with an empty
+    prompt (plain language modelling mixed into the batches), which keeps
+    pretrained knowledge from being forgotten.
     """
     from datasets import Dataset
 
-    rows = [{"prompt": sparkle_prompt(p.problem, tokenizer), "completion": reference_response(p.steps, p.answer)}
-            for p in problems]
+    examples = [(p.problem, reference_response(p.steps, p.answer)) for p in problems] + list(pairs)
+    rows = [{"prompt": sparkle_prompt(question, tokenizer), "completion": response} for question, response in examples]
     return Dataset.from_list(rows + [{"prompt": "", "completion": text} for text in texts])
 
 
 def run_sft(model_path: str | Path, problems: Sequence[Problem], out: str | Path,
-            settings: SFTSettings | None = None, progress: bool = True, texts: Sequence[str] = ()) -> Path:
-    """Fine-tune the model at ``model_path`` on ``problems`` (and ``texts``) on the CPU; save to ``out``."""
-    return train_sft(model_path, problems, _cpu_config(out, settings or SFTSettings(), progress), texts)
+            settings: SFTSettings | None = None, progress: bool = True, texts: Sequence[str] = (),
+            pairs: Sequence[tuple[str, str]] = ()) -> Path:
+    """Fine-tune the model at ``model_path`` on ``problems`` (and ``pairs``, ``texts``) on the CPU; save to ``out``."""
+    return train_sft(model_path, problems, _cpu_config(out, settings or SFTSettings(), progress), texts, pairs)
 
 
 def _cpu_config(out, settings: SFTSettings, progress: bool, completion_only_loss: bool = True):
@@ -69,9 +73,10 @@ def pretrain_text(model_path: str | Path, texts: Sequence[str], out: str | Path,
     return _train(model_path, config, lambda tokenizer: Dataset.from_dict({"text": list(texts)}))
 
 
-def train_sft(model_path: str | Path, problems: Sequence[Problem], config, texts: Sequence[str] = ()) -> Path:
+def train_sft(model_path: str | Path, problems: Sequence[Problem], config, texts: Sequence[str] = (),
+              pairs: Sequence[tuple[str, str]] = ()) -> Path:
     """Fine-tune with any TRL ``SFTConfig`` (e.g. a recipe's, on many GPUs); saves to ``config.output_dir``."""
-    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts))
+    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts, pairs))
 
 
 def sft_trainer_class(config):
