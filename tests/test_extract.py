@@ -24,7 +24,7 @@ def test_last_boxed(text, answer):
     ("<answer>  </answer> so \\boxed{4}", "4", "boxed"),
     ("We get $\\boxed{\\textbf{(073)}}$.", "(073)", "boxed"),
     ("so the answer is $\\frac{3}{4}$. Done.", "\\frac{3}{4}", "answer_is"),
-    ("Final Answer: The final answer is $12$. I hope it is correct.", "12", "answer_is"),
+    ("Final Answer: The final answer is $12$. I hope it is correct.", "12", "final_answer"),
     ("The answer is $\\$32,\\!348$.", "\\$32,\\!348", "answer_is"),
     ("The answer is: 3.5.", "3.5", "answer_is"),
     ("She pays 2 * 500 = 1,000 dollars.\n#### 1,000", "1,000", "hashes"),
