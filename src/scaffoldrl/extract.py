@@ -191,20 +191,23 @@ def _closed_boxes(text: str) -> list[tuple[int, int, str]]:
     return boxes
 
 
-def box_group(text: str) -> tuple[tuple[str, ...], int] | None:
-    """The contents of the last box and of the boxes before it that form one answer with it, and
-    where the last one ends; None without a closed box.
+def box_group(text: str) -> tuple[tuple[str, ...], int, bool] | None:
+    """The contents of the last box and of the boxes before it that form one answer with it,
+    where the last one ends, and whether each box sits in a math span of its own; None
+    without a closed box.
 
     An earlier box joins when it ends less than 10 characters before the next one starts, or
     less than 70 with "and", "or", a comma or a semicolon between and a different content:
     math-verify's rule for ``$\\boxed{1}$ and $\\boxed{2}$`` (latex2sympy2_extended's
-    ``extract_boxed_content``). Repeated contents count once.
+    ``extract_boxed_content``). Repeated contents count once. math-verify reads boxes in
+    math spans of their own one by one and joins the values into a set, other boxes as
+    their contents joined by commas (``\\boxed{35 cm}, \\boxed{4}`` is ``{35 cm, 4}``).
     """
     boxes = _closed_boxes(text)
     if not boxes:
         return None
     *earlier, last = boxes
-    group, right = [last[2]], last
+    group, right, separate = [last[2]], last, True
     for box in reversed(earlier):
         if box[1] >= right[0]:  # it encloses the box after it
             break
@@ -213,9 +216,10 @@ def box_group(text: str) -> tuple[tuple[str, ...], int] | None:
             break
         if box[2] != group[-1]:
             group.append(box[2])
+        separate = separate and any(d in between for d in ("$", "\\)", "\\]"))
         right = box
     parts = tuple(clean_answer(p) for p in reversed(group))
-    return (parts, last[1]) if all(parts) else None
+    return (parts, last[1], separate) if all(parts) else None
 
 
 def _phrase_value(rest: str) -> tuple[str, int] | None:
@@ -278,7 +282,8 @@ def _boxes_or_final_answer(text: str, rule: str, strict: bool) -> Answer | None:
             if found := _answered(final[0], "final_answer"):
                 return found
     if boxes is not None:
-        return Answer(", ".join(boxes[0]), rule, boxes[0])
+        parts, _, separate = boxes
+        return Answer(", ".join(parts), rule, parts if separate else (",".join(parts),))
     return None
 
 
