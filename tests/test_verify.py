@@ -159,3 +159,41 @@ def test_cli_grade_names_a_missing_column(tmp_path):
     src.write_text(json.dumps({"completion": "\\boxed{1}"}) + "\n")
     result = CliRunner().invoke(app, ["grade", "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
     assert result.exit_code != 0 and "no column 'answer'" in str(result.exception)
+
+
+UNBOXED = ["Therefore,\n\\[\n3\n\\]\nis the value", "<think>2 + 1</think>\n<answer>\nThe answer is \\boxed{3}.\n</answer>"]
+
+
+def test_extraction_switch_reaches_rewards_verl_and_lm_eval():
+    from scaffoldrl import rewards
+    from scaffoldrl.integrations import lm_eval, verl
+
+    assert rewards.correctness_reward(UNBOXED, ["3", "3"]) == [1.0, 1.0]
+    assert rewards.correctness_reward(UNBOXED, ["3", "3"], extraction="strict") == [0.0, 1.0]
+    assert rewards.sparkle_reward(UNBOXED, ["3", "3"], extraction="strict") == [-1.0, 2.0]
+    with ThreadPoolExecutor(1) as pool:  # as veRL calls it
+        default = pool.submit(verl.compute_score, "x", UNBOXED[0], "3", {}).result()
+        strict = pool.submit(verl.compute_score, "x", UNBOXED[0], "3", {}, extraction="strict").result()
+    assert (default["acc"], default["extracted"], strict["acc"], strict["extracted"]) == (1.0, "3", 0.0, "")
+    assert lm_eval.process_results({"answer": "3"}, [UNBOXED], extraction="strict")["avg@2"] == 0.5
+    assert lm_eval.process_results({"answer": "3"}, [UNBOXED])["avg@2"] == 1.0
+
+
+def test_lm_eval_tasks_carry_the_extraction(tmp_path):
+    from scaffoldrl.integrations import lm_eval
+
+    lm_eval.export_lm_eval(tmp_path, ["greedy"], ["aime24"], extraction="strict")
+    assert "EXTRACTION = 'strict'" in (tmp_path / "utils.py").read_text()
+    with pytest.raises(ValueError, match="unknown extraction"):
+        lm_eval.export_lm_eval(tmp_path, ["greedy"], ["aime24"], extraction="loose")
+
+
+@pytest.mark.parametrize("extraction, expected", [("default", (True, "3", "math_verify")), ("strict", (False, None, None))])
+def test_cli_grade_extraction(tmp_path, extraction, expected):
+    src, out = tmp_path / "preds.jsonl", tmp_path / "graded.jsonl"
+    src.write_text(json.dumps({"completion": UNBOXED[0], "answer": "3"}) + "\n")
+    result = CliRunner().invoke(app, ["grade", "-i", str(src), "-o", str(out), "--workers", "1",
+                                      "--extraction", extraction])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())
+    assert (row["correct"], row["extracted"], row["rule"]) == expected

@@ -106,7 +106,7 @@ def _after_answer_is(text: str) -> str | None:
     return line[: end.start()] if end else line
 
 
-def _answer_block(text: str) -> str | None:
+def answer_block(text: str) -> str | None:
     """Content of the last non-empty ``<answer>...</answer>`` block."""
     end = text.rfind("</answer>")
     start = text.rfind("<answer>", 0, end) if end >= 0 else -1
@@ -115,7 +115,7 @@ def _answer_block(text: str) -> str | None:
 
 
 def _answer_tag(text: str) -> str | None:
-    block = _answer_block(text)
+    block = answer_block(text)
     return None if block is None else (_after_answer_is(block) or block)
 
 
@@ -306,7 +306,7 @@ def _marked(text: str, strict: bool, box_rule: str = "boxed") -> Answer | None:
 
 
 def _in_answer_block(text: str, strict: bool) -> Answer | None:
-    block = _answer_block(text)
+    block = answer_block(text)
     if block is None:
         return None
     if found := _marked(block, strict, box_rule="answer_tag_boxed"):
