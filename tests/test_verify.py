@@ -29,6 +29,8 @@ ADVERSARIAL = [
     ("\\boxed{\x00\x01\ud800\udfff}", "3"),
     ("\\boxed{π²}", "\\pi^2"),
     ("答案是 \\boxed{五}", "5"),
+    ("$" * 50_000, "3"),  # no marked answer: math-verify's own extraction, in the worker, under the deadline
+    ("1 " * 50_000, "3"),
 ]
 
 
