@@ -8,7 +8,12 @@ right answers (\\fbox, a bare <answer> block: ``--mix reference``) or another
 problem's answer and a truncated solution with no answer (``--mix mixed``).
 Gold answers are given to every grader as ``\\boxed{gold}``.
 
-Run: python bench/verify_speed.py [--problems 500] [--gsm8k 125] [--mix mixed|reference]
+Our grader runs with ``--extraction`` (default: every rule, then math-verify's
+own extraction for completions with no marked answer; strict: tags and boxes).
+``--profile`` splits the workers' time by what they were asked (answers or
+whole texts).
+
+Run: python bench/verify_speed.py [--problems 500] [--gsm8k 125] [--mix mixed|reference] [--extraction default|strict]
 """
 
 from __future__ import annotations
@@ -71,9 +76,9 @@ def trl_accuracy(pairs) -> list[float | None]:
     return accuracy_reward(completions, [f"\\boxed{{{g}}}" for _, g in pairs])
 
 
-def ours(pairs, workers: int, chunk: int = 256):
+def ours(pairs, workers: int, chunk: int = 256, extraction: str = "default"):
     """Graded in chunks of ``chunk`` items, as successive RL steps would call it; workers warmed first."""
-    with Grader(workers=workers) as grader:
+    with Grader(workers=workers, extraction=extraction) as grader:
         grader.grade_batch([(f"\\boxed{{x+{i}}}", f"{i}+x") for i in range(workers)])  # start workers off the clock
         grader.stats.clear()
         start = time.perf_counter()
@@ -84,7 +89,46 @@ def ours(pairs, workers: int, chunk: int = 256):
 def disagreements_on_extracted(pairs, verdicts) -> int:
     """Graded items where math-verify, given our extracted answer, says otherwise: errors of the fast path and cache."""
     return sum(verify(parse(f"\\boxed{{{gold_answer(gold)}}}"), parse(f"\\boxed{{{v.extracted}}}")) != v.correct
-               for (_, gold), v in zip(pairs, verdicts) if v.status == "ok")
+               for (_, gold), v in zip(pairs, verdicts) if v.status == "ok" and v.rule != "math_verify")
+
+
+def same_answer_disagreements(pairs, reference, verdicts) -> tuple[int, int]:
+    """(items where math-verify's own extraction finds the answer we graded, those of them whose verdicts differ)."""
+    same = differ = 0
+    for (completion, _), r, v in zip(pairs, reference, verdicts):
+        found = parse(completion)
+        if v.extracted is not None and found and isinstance(found[-1], str) and found[-1].strip() == v.extracted:
+            same += 1
+            differ += bool(v.correct) != r
+    return same, differ
+
+
+class WorkerClock:
+    """Seconds the workers spent per kind of request ("answer": extracted answers; "text": whole texts)."""
+
+    def __init__(self):
+        from scaffoldrl import verify as grader_module
+
+        self.seconds, self.count, self._module = Counter(), Counter(), grader_module
+        self._ask = grader_module._Worker.ask
+
+    def __enter__(self):
+        clock, ask = self, self._ask
+
+        def timed_ask(worker, gold, pred, timeout):
+            start = time.perf_counter()
+            try:
+                return ask(worker, gold, pred, timeout)
+            finally:
+                kind = "text" if pred[0] == "t" else "answer"
+                clock.seconds[kind] += time.perf_counter() - start
+                clock.count[kind] += 1
+
+        self._module._Worker.ask = timed_ask
+        return self
+
+    def __exit__(self, *exc):
+        self._module._Worker.ask = self._ask
 
 
 def timed(fn, *args):
@@ -98,25 +142,33 @@ def main() -> None:
     parser.add_argument("--gsm8k", type=int, default=125, help="GSM8K problems (8 completions each)")
     parser.add_argument("--mix", choices=["mixed", "reference"], default="mixed",
                         help="groups with wrong and unanswered completions, or all carrying the right answer")
+    parser.add_argument("--extraction", choices=["default", "strict"], default="default")
+    parser.add_argument("--profile", action="store_true", help="the workers' time per kind of request (1 worker)")
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     pairs, formats = build_batch(args.problems, args.gsm8k, args.mix)
-    print(f"batch ({args.mix}): {len(pairs)} completions, mean {sum(len(c) for c, _ in pairs) / len(pairs):.0f} chars")
+    print(f"batch ({args.mix}, extraction {args.extraction}): {len(pairs)} completions, mean {sum(len(c) for c, _ in pairs) / len(pairs):.0f} chars")
 
     reference, t_plain = timed(plain_math_verify, pairs)
     trl, t_trl = timed(trl_accuracy, pairs)
     print(f"(a) math-verify loop      {len(pairs) / t_plain:8.1f} items/s  ({t_plain:.1f}s)")
     print(f"(b) TRL accuracy_reward   {len(pairs) / t_trl:8.1f} items/s  ({t_trl:.1f}s)")
     for workers in (1, 2):
-        verdicts, t, stats = ours(pairs, workers)
+        with WorkerClock() as clock:
+            verdicts, t, stats = ours(pairs, workers, extraction=args.extraction)
         print(f"(c) ours, {workers} worker(s)     {len(pairs) / t:8.1f} items/s  ({t:.1f}s)  "
               f"{t_plain / t:.1f}x (a); {stats}")
+        if args.profile and workers == 1:
+            print("    workers' wall time per request kind: " + ", ".join(
+                f"{k} {clock.count[k]} requests {clock.seconds[k]:.2f}s" for k in sorted(clock.count)))
     differ = [(i, r, v) for i, (r, v) in enumerate(zip(reference, verdicts)) if bool(v.correct) != r]
     kinds = Counter(f"{formats[i]}: ours {v.correct} ({v.status}, {v.rule})" for i, _, v in differ)
     print(f"verdicts differing from (a): {len(differ)}  {dict(kinds)}")
     trl_differ = sum((t == 1.0) != bool(v.correct) for t, v in zip(trl, verdicts))
     print(f"verdicts differing from (b): {trl_differ} (None from TRL: {sum(t is None for t in trl)})")
     print(f"verdicts differing from math-verify on our extracted answers: {disagreements_on_extracted(pairs, verdicts)}")
+    same, same_differ = same_answer_disagreements(pairs, reference, verdicts)
+    print(f"items where math-verify extracts the answer we graded: {same}; verdicts differing from (a) among them: {same_differ}")
     for i, r, v in differ[:10]:
         print(f"  #{i} gold={pairs[i][1]!r} (a)={r} ours={v} tail={pairs[i][0][-80:]!r}")
 

@@ -29,6 +29,8 @@ ADVERSARIAL = [
     ("\\boxed{\x00\x01\ud800\udfff}", "3"),
     ("\\boxed{π²}", "\\pi^2"),
     ("答案是 \\boxed{五}", "5"),
+    ("$" * 50_000, "3"),  # no marked answer: math-verify's own extraction, in the worker, under the deadline
+    ("1 " * 50_000, "3"),
 ]
 
 
@@ -128,8 +130,11 @@ def test_reference_solutions_grade_correct_and_others_wrong(grader, name, column
     answers = [p.answer for p in load_source(name)][:n]
     own = grader.grade_batch(list(zip(solutions, answers)))
     failures = [i for i, v in enumerate(own) if not v.correct]
-    # AIME24 #0's solution never marks its answer ("... $180 + 24 = 204$. -sepehr2010")
-    assert failures == ([0] if name == "aime24" else [])
+    # AIME24 #0's solution never marks its answer ("... $180 + 24 = 204$. -sepehr2010"): math-verify's
+    # own extraction, the default fallback, finds it; the strict extraction does not
+    assert failures == []
+    if name == "aime24":
+        assert grader.grade(solutions[0], answers[0], extraction="strict").status == "no_answer"
     if name != "minerva_math":  # Minerva's wrong pairs are heavy symbolic work: bench only
         other = grader.grade_batch([(s, _next_other(answers, i)) for i, s in enumerate(solutions)])
         # MATH500 #22 answers "5"; the next problem's "x=5" is the same answer
@@ -156,3 +161,41 @@ def test_cli_grade_names_a_missing_column(tmp_path):
     src.write_text(json.dumps({"completion": "\\boxed{1}"}) + "\n")
     result = CliRunner().invoke(app, ["grade", "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
     assert result.exit_code != 0 and "no column 'answer'" in str(result.exception)
+
+
+UNBOXED = ["Therefore,\n\\[\n3\n\\]\nis the value", "<think>2 + 1</think>\n<answer>\nThe answer is \\boxed{3}.\n</answer>"]
+
+
+def test_extraction_switch_reaches_rewards_verl_and_lm_eval():
+    from scaffoldrl import rewards
+    from scaffoldrl.integrations import lm_eval, verl
+
+    assert rewards.correctness_reward(UNBOXED, ["3", "3"]) == [1.0, 1.0]
+    assert rewards.correctness_reward(UNBOXED, ["3", "3"], extraction="strict") == [0.0, 1.0]
+    assert rewards.sparkle_reward(UNBOXED, ["3", "3"], extraction="strict") == [-1.0, 2.0]
+    with ThreadPoolExecutor(1) as pool:  # as veRL calls it
+        default = pool.submit(verl.compute_score, "x", UNBOXED[0], "3", {}).result()
+        strict = pool.submit(verl.compute_score, "x", UNBOXED[0], "3", {}, extraction="strict").result()
+    assert (default["acc"], default["extracted"], strict["acc"], strict["extracted"]) == (1.0, "3", 0.0, "")
+    assert lm_eval.process_results({"answer": "3"}, [UNBOXED], extraction="strict")["avg@2"] == 0.5
+    assert lm_eval.process_results({"answer": "3"}, [UNBOXED])["avg@2"] == 1.0
+
+
+def test_lm_eval_tasks_carry_the_extraction(tmp_path):
+    from scaffoldrl.integrations import lm_eval
+
+    lm_eval.export_lm_eval(tmp_path, ["greedy"], ["aime24"], extraction="strict")
+    assert "EXTRACTION = 'strict'" in (tmp_path / "utils.py").read_text()
+    with pytest.raises(ValueError, match="unknown extraction"):
+        lm_eval.export_lm_eval(tmp_path, ["greedy"], ["aime24"], extraction="loose")
+
+
+@pytest.mark.parametrize("extraction, expected", [("default", (True, "3", "math_verify")), ("strict", (False, None, None))])
+def test_cli_grade_extraction(tmp_path, extraction, expected):
+    src, out = tmp_path / "preds.jsonl", tmp_path / "graded.jsonl"
+    src.write_text(json.dumps({"completion": UNBOXED[0], "answer": "3"}) + "\n")
+    result = CliRunner().invoke(app, ["grade", "-i", str(src), "-o", str(out), "--workers", "1",
+                                      "--extraction", extraction])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())
+    assert (row["correct"], row["extracted"], row["rule"]) == expected

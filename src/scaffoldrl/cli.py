@@ -18,6 +18,10 @@ def main() -> None:
     # A callback keeps `scaffoldrl <command>` a command group even while it has a single command.
 
 
+_EXTRACTION = typer.Option(None, help="Answer extraction: default (every rule, then math-verify's own) or strict "
+                           "(answer tags and boxes only). Unset: $SCAFFOLDRL_GRADER_EXTRACTION, else default.")
+
+
 @app.command()
 def grade(
     input: Path = typer.Option(..., "--input", "-i", exists=True, dir_okay=False, help="JSONL of completions (e.g. vLLM outputs)."),
@@ -28,12 +32,13 @@ def grade(
     timeout: float = typer.Option(5.0, min=0.1, help="Hard per-item deadline in seconds."),
     timeout_as_none: bool = typer.Option(False, help="Write correct=null (not false) for items past the deadline."),
     last_number: bool = typer.Option(False, help="Fall back to the last number when no answer is marked."),
+    extraction: str = _EXTRACTION,
 ):
     """Grade a file of completions against gold answers with the training grader."""
-    from .verify import Grader, grade_file
+    from .verify import grade_file, shared_settings_grader
 
-    with Grader(workers=workers, timeout=timeout, timeout_as_none=timeout_as_none,
-                fallback_last_number=last_number) as grader:
+    with shared_settings_grader(workers=workers, timeout=timeout, timeout_as_none=timeout_as_none,
+                                fallback_last_number=last_number, extraction=extraction) as grader:
         summary = grade_file(input, output, completion_key, answer_key, grader=grader)
     typer.echo(f"graded {summary['rows']} rows -> {output}")
     typer.echo(f"accuracy {summary['accuracy']:.4f} ({summary['correct']}/{summary['rows']}); "
@@ -172,6 +177,7 @@ def export_lm_eval(
     protocols: str = typer.Option("sparkle,seele,greedy", help="Comma-separated presets or protocol YAML files."),
     benchmarks: str = typer.Option(None, help="Comma-separated benchmarks or NAME=PATH (default: every built-in one)."),
     field: list[str] = typer.Option([], help="For NAME=PATH benchmarks: OURS=THEIRS column mapping; repeatable."),
+    extraction: str = _EXTRACTION,
 ):
     """Write our benchmarks and protocols as lm-evaluation-harness tasks (avg@k via repeats), graded by our grader."""
     from .integrations.lm_eval import export_lm_eval as run_export
@@ -180,7 +186,7 @@ def export_lm_eval(
         raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
     result = run_export(out, [p for p in protocols.split(",") if p.strip()],
                         [b for b in benchmarks.split(",") if b.strip()] if benchmarks else None,
-                        dict(f.split("=", 1) for f in field))
+                        dict(f.split("=", 1) for f in field), extraction=extraction)
     for protocol, tasks in result["tasks"].items():
         typer.echo(f"group {'scaffoldrl_' + protocol}: {len(tasks)} tasks ({', '.join(tasks)})")
     typer.echo(f"data: {sum(result['data'].values())} rows in {len(result['data'])} files under {out / 'data'}")
@@ -306,21 +312,26 @@ def eval_(
     max_new_tokens: int = _MAX_NEW,
     batch_size: int = _BATCH,
     concurrency: int = _CONCURRENCY,
+    extraction: str = _EXTRACTION,
 ):
     """Evaluate a model on benchmarks (avg@k, pass@k, maj@k with bootstrap intervals); resumable."""
     from .evaluate import Protocol, evaluate
+    from .verify import shared_settings_grader
 
     if any("=" not in f for f in field):
         raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
+    grader = shared_settings_grader(extraction=extraction)
     try:
         with _out_folder():
             summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()],
                                Protocol.load(protocol), out, limit=limit,
                                field_map=dict(f.split("=", 1) for f in field),
-                               max_new_tokens=max_new_tokens, batch_size=batch_size)
+                               max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               grader=grader)
     finally:
         generator.close()
+        grader.close()
     run = summary.pop("_run")
     typer.echo(f"{out}: generated {run['generated']} samples, reused {run['reused']} from earlier runs")
     for name, s in summary.items():

@@ -2,7 +2,8 @@
 
 Each is a TRL reward function: ``f(completions, **columns) -> list[float | None]``
 with the gold answer in the ``answer`` column (None marks a row that could not
-be graded). :func:`verl_score` turns any of them into a veRL
+be graded). ``extraction`` (``default`` or ``strict``: answer tags and boxes only,
+:func:`scaffoldrl.extract.find_answer`) overrides the shared grader's. :func:`verl_score` turns any of them into a veRL
 ``compute_score(data_source, solution_str, ground_truth, extra_info)``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
+from .extract import answer_block
 from .verify import Verdict, completion_text, get_grader
 
 FORMAT_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -21,9 +23,9 @@ UNCERTAIN = re.compile(
     r"|(?:insufficient|not\s+enough)\s+information|undeterminable|indeterminable)\b", re.I)
 
 
-def _verdicts(completions: Sequence, answer: Sequence) -> list[Verdict]:
+def _verdicts(completions: Sequence, answer: Sequence, extraction: str | None = None) -> list[Verdict]:
     texts = [completion_text(c) for c in completions]
-    return get_grader().grade_batch(list(zip(texts, map(str, answer))))
+    return get_grader().grade_batch(list(zip(texts, map(str, answer))), extraction=extraction)
 
 
 def think_opened(prompt) -> bool:
@@ -50,9 +52,9 @@ def _opened_flags(prompts, n: int, default: bool) -> list[bool]:
     return [default] * n if prompts is None else [think_opened(p) for p in prompts]
 
 
-def correctness_reward(completions, answer, **kwargs) -> list[float | None]:
+def correctness_reward(completions, answer, extraction: str | None = None, **kwargs) -> list[float | None]:
     """1.0 for a correct final answer, 0.0 otherwise (None if it could not be graded)."""
-    return [None if v.correct is None else float(v.correct) for v in _verdicts(completions, answer)]
+    return [None if v.correct is None else float(v.correct) for v in _verdicts(completions, answer, extraction)]
 
 
 def _sparkle(text: str, verdict: Verdict, opened: bool) -> float | None:
@@ -60,23 +62,25 @@ def _sparkle(text: str, verdict: Verdict, opened: bool) -> float | None:
         return None
     if verdict.correct:
         return 2.0 if sparkle_format_ok(text, opened) else 1.0
-    if verdict.extracted and UNCERTAIN.search(verdict.extracted):
+    said = verdict.extracted or answer_block(text)  # an answer block math-verify found no answer in
+    if said and UNCERTAIN.search(said):
         return 0.0
     return -1.0
 
 
-def sparkle_reward(completions, answer, **kwargs) -> list[float | None]:
+def sparkle_reward(completions, answer, extraction: str | None = None, **kwargs) -> list[float | None]:
     """SPARKLE's ``spk_h``: 2 correct and well formatted, 1 correct, 0 an admitted "don't know", -1 wrong."""
-    verdicts = _verdicts(completions, answer)
+    verdicts = _verdicts(completions, answer, extraction)
     return [_sparkle(completion_text(c), v, False) for c, v in zip(completions, verdicts)]
 
 
-def sparkle_aug_reward(completions, answer, prompts=None, **kwargs) -> list[float | None]:
+def sparkle_aug_reward(completions, answer, prompts=None, extraction: str | None = None,
+                       **kwargs) -> list[float | None]:
     """SPARKLE's ``spk_h_aug``: ``spk_h`` where a prompt that opened ``<think>`` excuses its absence.
 
     Without ``prompts`` every row is taken as opened (the augmented rows this variant is for).
     """
-    verdicts = _verdicts(completions, answer)
+    verdicts = _verdicts(completions, answer, extraction)
     opened = _opened_flags(prompts, len(completions), default=True)
     return [_sparkle(completion_text(c), v, o) for c, v, o in zip(completions, verdicts, opened)]
 
@@ -87,19 +91,21 @@ def format_reward(completions, prompts=None, **kwargs) -> list[float]:
     return [float(sparkle_format_ok(completion_text(c), o)) for c, o in zip(completions, opened)]
 
 
-def verl_score(reward_fn: Callable) -> Callable:
+def verl_score(reward_fn: Callable, extraction: str | None = None) -> Callable:
     """A veRL ``compute_score`` for a TRL-style reward function.
 
     ``extra_info["prompt"]``, when present, reaches the reward as its prompt.
     An ungradeable row scores 0.0 (veRL needs a number). ``extracted`` is ""
-    when no answer was found, so that veRL's metrics skip the column.
+    when no answer was found, so that veRL's metrics skip the column. ``extraction``
+    (``default`` or ``strict``) overrides the shared grader's.
     """
 
     def compute_score(data_source, solution_str, ground_truth, extra_info=None) -> dict:
         prompt = (extra_info or {}).get("prompt")
         prompts = None if prompt is None else [prompt]
-        score = reward_fn([solution_str], answer=[ground_truth], prompts=prompts)[0]
-        verdict = get_grader().grade(solution_str, str(ground_truth))  # usually a cache hit
+        keyword = {} if extraction is None else {"extraction": extraction}
+        score = reward_fn([solution_str], answer=[ground_truth], prompts=prompts, **keyword)[0]
+        verdict = get_grader().grade(solution_str, str(ground_truth), extraction=extraction)  # usually a cache hit
         return {"score": 0.0 if score is None else float(score), "acc": float(verdict.correct is True),
                 "extracted": verdict.extracted or ""}
 

@@ -8,6 +8,12 @@ replaces when an item overruns its deadline: a hung item becomes a counted
 where a group repeats the same few answers: a fast path for the cases whose
 math-verify verdict is certain (the same string, two plain numbers) and a
 cache keyed by (gold, extracted answer).
+
+What is graded is the answer :func:`scaffoldrl.extract.find_answer` reads in a
+completion (its docstring gives the order of precedence); with the default
+extraction a completion with no marked answer goes to math-verify whole, and
+math-verify's own extraction finds its answer, in the worker and under the
+same deadline. ``extraction="strict"`` grades answer tags and boxes only.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from .extract import clean_answer, extract_answer, last_boxed
+from .extract import EXTRACTIONS, Answer, find_answer, gold_target
 from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -47,7 +53,15 @@ class Verdict:
     correct: bool | None
     extracted: str | None
     status: str  # "ok" | "no_answer" | "timeout" | "error"
-    rule: str | None  # extraction rule that fired
+    rule: str | None  # extraction rule that fired (``math_verify``: math-verify's own extraction)
+
+
+Target = tuple  # ("p", part, ...): answers read as \boxed{part}; ("t", text): math-verify extracts from text
+
+
+def target_key(answer: Answer) -> Target:
+    """What a worker is asked to read for an answer (and what the cache is keyed by)."""
+    return ("p", *answer.parts) if answer.parts else ("t", answer.text)
 
 
 # ---------------------------------------------------------------- fast path
@@ -110,13 +124,13 @@ class _Worker:
             if chunk.endswith(b"\n"):
                 return b"".join(chunks)
 
-    def ask(self, gold: str, pred: str, timeout: float) -> dict | None:
+    def ask(self, gold: Target, pred: Target, timeout: float) -> dict | None:
         """The worker's reply for one pair, or None when it missed the deadline."""
         if not self._ready:
             if self._read_line(STARTUP_TIMEOUT) != b"ready\n":
                 raise RuntimeError("math-verify worker did not start; is math-verify installed?")
             self._ready = True
-        self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}).encode() + b"\n")
+        self.proc.stdin.write(json.dumps({"gold": list(gold), "pred": list(pred)}).encode() + b"\n")
         line = self._read_line(timeout)
         return None if line is None else json.loads(line)
 
@@ -156,8 +170,8 @@ class _Pool:
             return self._spawn()
         return worker if worker.proc.poll() is None else self._retire(worker)  # died while idle
 
-    def ask(self, pairs: Sequence[tuple[str, str]], timeout: float) -> list[tuple[str, bool | None]]:
-        """(status, correct) for each (gold, pred), status "ok", "timeout" or "error".
+    def ask(self, pairs: Sequence[tuple[Target, Target]], timeout: float) -> list[tuple]:
+        """(status, correct, extracted) for each (gold, pred), status "ok", "timeout" or "error".
 
         All on one worker, so that a gold shared by the pairs is parsed once.
         """
@@ -187,29 +201,34 @@ class _Pool:
             self._idle.put(None)
 
 
-def _ask_one(worker: _Worker, gold: str, pred: str, timeout: float) -> tuple[tuple[str, bool | None], bool]:
-    """((status, correct), whether the worker can be used again)."""
+def _ask_one(worker: _Worker, gold: Target, pred: Target, timeout: float) -> tuple[tuple, bool]:
+    """((status, correct, extracted), whether the worker can be used again)."""
     try:
         reply = worker.ask(gold, pred, timeout)
     except (WorkerDied, BrokenPipeError) as e:
-        logger.warning("grader worker died: gold=%r pred=%r: %s", gold[:100], pred[:100], e)
-        return ("error", None), False
+        logger.warning("grader worker died: gold=%r pred=%r: %s", _short(gold), _short(pred), e)
+        return ("error", None, None), False
     if reply is None:
-        logger.warning("grading timed out after %.1fs: gold=%r pred=%r", timeout, gold[:100], pred[:100])
-        return ("timeout", None), False
+        logger.warning("grading timed out after %.1fs: gold=%r pred=%r", timeout, _short(gold), _short(pred))
+        return ("timeout", None, None), False
     if "error" in reply:
-        logger.warning("grading failed: gold=%r pred=%r: %s", gold[:100], pred[:100], reply["error"])
-        return ("error", None), True
-    return ("ok", reply["correct"]), True
+        logger.warning("grading failed: gold=%r pred=%r: %s", _short(gold), _short(pred), reply["error"])
+        return ("error", None, None), True
+    return ("ok", reply["correct"], reply.get("extracted")), True
+
+
+def _short(target: Target) -> str:
+    return "; ".join(target[1:])[:100]
 
 
 # ---------------------------------------------------------------- the grader
 
 
 def gold_answer(gold) -> str:
-    """The gold answer as text; a gold that is a whole solution gives its last box."""
-    text = str(gold)
-    return clean_answer(last_boxed(text) or text)
+    """The gold answer as text (:func:`scaffoldrl.extract.gold_target`): a gold that is a whole
+    solution gives its boxes; one with nothing marked is returned whole."""
+    target = gold_target(gold)
+    return target.shown if target.parts else str(gold)
 
 
 def completion_text(completion) -> str:
@@ -226,46 +245,61 @@ class Grader:
 
     ``timeout`` is the hard per-item deadline in seconds; an item past it is
     killed and graded wrong (None with ``timeout_as_none``). ``memory_mb``
-    caps each worker's address space. ``stats`` counts verdict statuses and
-    where verdicts came from (cache, fast path, math-verify).
+    caps each worker's address space. ``extraction`` (:data:`scaffoldrl.extract.EXTRACTIONS`)
+    is ``default`` (every rule, then math-verify's own extraction) or ``strict`` (answer
+    tags and boxes only); :meth:`grade_batch` may override it per call. ``stats``
+    counts verdict statuses and where verdicts came from (cache, fast path, math-verify).
     """
 
     def __init__(self, workers: int = 1, timeout: float = 5.0, timeout_as_none: bool = False,
-                 fallback_last_number: bool = False, cache_size: int = 100_000, memory_mb: int = 4096):
+                 fallback_last_number: bool = False, cache_size: int = 100_000, memory_mb: int = 4096,
+                 extraction: str = "default"):
+        if extraction not in EXTRACTIONS:
+            raise ValueError(f"unknown extraction {extraction!r}; known: {', '.join(EXTRACTIONS)}")
+        self.extraction = extraction
         self.workers, self.timeout, self.timeout_as_none = workers, timeout, timeout_as_none
         self.fallback_last_number, self.cache_size = fallback_last_number, cache_size
         self.stats: Counter[str] = Counter()
         self._pool = _Pool(workers, memory_mb)
-        self._cache: OrderedDict[tuple[str, str], tuple[str, bool | None]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Target, Target], tuple] = OrderedDict()
         self._lock = threading.Lock()
         weakref.finalize(self, self._pool.close)
 
-    def grade(self, completion: str, gold: str) -> Verdict:
+    def grade(self, completion: str, gold: str, extraction: str | None = None) -> Verdict:
         """Grade one completion against its gold answer."""
-        return self.grade_batch([(completion, gold)])[0]
+        return self.grade_batch([(completion, gold)], extraction=extraction)[0]
 
-    def grade_batch(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> list[Verdict]:
+    def grade_batch(self, pairs: Sequence[tuple[str, str]], progress: bool = False,
+                    extraction: str | None = None) -> list[Verdict]:
         """Verdicts for (completion, gold) pairs, in order; deterministic up to timeouts."""
-        answers = [extract_answer(completion_text(c), self.fallback_last_number) for c, _ in pairs]
-        keys = [(gold_answer(g), a) if a is not None else None for (_, g), (a, _) in zip(pairs, answers)]
+        extraction = extraction or self.extraction
+        answers = [find_answer(completion_text(c), extraction, self.fallback_last_number) for c, _ in pairs]
+        golds: dict[str, Target] = {}
+        for _, g in pairs:
+            if (g := str(g)) not in golds:
+                golds[g] = target_key(gold_target(g))
+        keys = [(golds[str(g)], target_key(a)) if a is not None else None for (_, g), a in zip(pairs, answers)]
         with progress_bar(progress, len(pairs), "grading") as advance:
             advance(keys.count(None))
             results = self._resolve(keys, advance)
-        verdicts = [self._verdict(a, rule, results.get(k)) for (a, rule), k in zip(answers, keys)]
+        verdicts = [self._verdict(a, results.get(k)) for a, k in zip(answers, keys)]
         with self._lock:
             self.stats.update(v.status for v in verdicts)
         return verdicts
 
-    def _verdict(self, answer: str | None, rule: str | None, result) -> Verdict:
+    def _verdict(self, answer: Answer | None, result) -> Verdict:
         if answer is None:
             return Verdict(False, None, "no_answer", None)
-        status, correct = result
+        status, correct, extracted = result
+        shown = answer.shown if answer.parts else extracted
+        if status == "ok" and shown is None:  # math-verify found nothing either
+            return Verdict(False, None, "no_answer", None)
         if status == "timeout" and not self.timeout_as_none:
             correct = False
-        return Verdict(correct, answer, status, rule)
+        return Verdict(correct, shown, status, answer.rule)
 
     def _resolve(self, keys, advance) -> dict:
-        """(status, correct) for every distinct key: from the cache, the fast path, or math-verify.
+        """(status, correct, extracted) for every distinct key: from the cache, the fast path, or math-verify.
 
         ``stats`` counts items: a key repeated within the batch is a cache hit after its first use.
         """
@@ -275,8 +309,8 @@ class Grader:
         self._count("cache_hits", sum(counts[k] for k in found), advance)
         fresh = {}
         for key in counts.keys() - found.keys():
-            if (fast := fast_verdict(*key)) is not None:
-                fresh[key] = ("ok", fast)
+            if (fast := _fast(*key)) is not None:
+                fresh[key] = ("ok", fast, None)
                 self._count("fast_path", 1, advance, repeats=counts[key] - 1)
         todo = sorted(counts.keys() - found.keys() - fresh.keys())  # a fixed order: reproducible batches
         chunks = _same_gold_runs(todo)
@@ -288,7 +322,7 @@ class Grader:
         self._store({k: v for k, v in fresh.items() if v[0] != "error"})  # an error may be the machine's
         return found | fresh
 
-    def _ask(self, keys: list[tuple[str, str]]) -> list[tuple[str, bool | None]]:
+    def _ask(self, keys: list[tuple[Target, Target]]) -> list[tuple]:
         return self._pool.ask(keys, self.timeout)
 
     def _store(self, results: dict) -> None:
@@ -315,9 +349,16 @@ class Grader:
         self.close()
 
 
-def _same_gold_runs(keys: list[tuple[str, str]], size: int = 8) -> list[list[tuple[str, str]]]:
+def _fast(gold: Target, pred: Target) -> bool | None:
+    """:func:`fast_verdict` for two single answers."""
+    if gold[0] == pred[0] == "p" and len(gold) == len(pred) == 2:
+        return fast_verdict(gold[1], pred[1])
+    return None
+
+
+def _same_gold_runs(keys: list[tuple[Target, Target]], size: int = 8) -> list[list[tuple[Target, Target]]]:
     """Sorted keys cut into runs of at most ``size`` sharing a gold: one worker parses that gold once."""
-    runs: list[list[tuple[str, str]]] = []
+    runs: list[list[tuple[Target, Target]]] = []
     for key in keys:
         if runs and runs[-1][0][0] == key[0] and len(runs[-1]) < size:
             runs[-1].append(key)
@@ -333,14 +374,22 @@ _shared_lock = threading.Lock()
 def get_grader() -> Grader:
     """The process-wide grader the reward functions use, created on first use.
 
-    ``SCAFFOLDRL_GRADER_WORKERS`` sets its worker count (default 1);
+    ``SCAFFOLDRL_GRADER_WORKERS`` sets its worker count (default 1) and
+    ``SCAFFOLDRL_GRADER_EXTRACTION`` its extraction (``default`` or ``strict``);
     :func:`set_grader` installs another one.
     """
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = Grader(workers=int(os.environ.get("SCAFFOLDRL_GRADER_WORKERS", "1")))
+            _shared = shared_settings_grader()
         return _shared
+
+
+def shared_settings_grader(**overrides) -> Grader:
+    """A grader with the shared grader's settings from the environment (see :func:`get_grader`), and ``overrides``."""
+    settings = {"workers": int(os.environ.get("SCAFFOLDRL_GRADER_WORKERS", "1")),
+                "extraction": os.environ.get("SCAFFOLDRL_GRADER_EXTRACTION") or "default"}
+    return Grader(**(settings | {k: v for k, v in overrides.items() if v is not None}))
 
 
 def set_grader(grader: Grader) -> None:

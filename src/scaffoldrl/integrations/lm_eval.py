@@ -40,14 +40,19 @@ UTILS = '''"""Hooks for the scaffoldrl task YAMLs beside this file (written by `
 
 from pathlib import Path
 
-from scaffoldrl.integrations.lm_eval import load_split, process_results  # noqa: F401  (named by the YAMLs)
+from scaffoldrl.integrations import lm_eval as scaffoldrl_lm_eval
 
 HERE = Path(__file__).resolve().parent
+EXTRACTION = {extraction!r}  # "default", "strict" (answer tags and boxes only) or None (the shared grader's)
 
 
 def load_dataset(file, **kwargs):
     """The task's data file, relative to this folder, as a DatasetDict with one "test" split."""
-    return load_split(HERE / file)
+    return scaffoldrl_lm_eval.load_split(HERE / file)
+
+
+def process_results(doc, results):
+    return scaffoldrl_lm_eval.process_results(doc, results, extraction=EXTRACTION)
 '''
 
 
@@ -72,12 +77,13 @@ def sample_metrics(correct: Sequence[bool], extracted: Sequence[str | None]) -> 
     return out
 
 
-def process_results(doc: dict, results: list) -> dict[str, float]:
-    """lm_eval's hook: grade the document's n responses against its ``answer`` with the shared grader."""
+def process_results(doc: dict, results: list, extraction: str | None = None) -> dict[str, float]:
+    """lm_eval's hook: grade the document's n responses against its ``answer`` with the shared grader
+    (``extraction``: ``default`` or ``strict``; None: the shared grader's)."""
     from ..verify import get_grader
 
     responses = results[0] if results and isinstance(results[0], (list, tuple)) else results
-    verdicts = get_grader().grade_batch([(str(r), str(doc["answer"])) for r in responses])
+    verdicts = get_grader().grade_batch([(str(r), str(doc["answer"])) for r in responses], extraction=extraction)
     return sample_metrics([v.correct is True for v in verdicts], [v.extracted for v in verdicts])
 
 
@@ -139,15 +145,23 @@ def group_yaml(protocol: str, tasks: Sequence[str]) -> str:
 
 
 def export_lm_eval(out: str | Path, protocols: Sequence[str] = ("sparkle", "seele", "greedy"),
-                   benchmarks: Sequence[str] | None = None, field_map: dict[str, str] | None = None) -> dict:
+                   benchmarks: Sequence[str] | None = None, field_map: dict[str, str] | None = None,
+                   extraction: str | None = None) -> dict:
     """Write the task folder; returns ``{"tasks": {protocol: [task, ...]}, "data": {file: rows}}``.
+
+    ``extraction`` is the grader's answer extraction the tasks use (``default`` or ``strict``,
+    :data:`scaffoldrl.extract.EXTRACTIONS`), written into ``utils.py``; None leaves it to the
+    shared grader where lm_eval runs (``SCAFFOLDRL_GRADER_EXTRACTION``, else ``default``).
 
     ``protocols`` are presets or YAML files (:meth:`~scaffoldrl.evaluate.Protocol.load`);
     ``benchmarks`` are names or ``NAME=PATH`` (default: every built-in benchmark).
     """
     from ..benchmarks import BENCHMARKS, load_benchmark
     from ..evaluate import Protocol
+    from ..extract import EXTRACTIONS
 
+    if extraction is not None and extraction not in EXTRACTIONS:
+        raise ValueError(f"unknown extraction {extraction!r}; known: {', '.join(EXTRACTIONS)}")
     out = Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
     loaded = [load_benchmark(spec, field_map) for spec in (benchmarks or list(BENCHMARKS))]
@@ -170,5 +184,5 @@ def export_lm_eval(out: str | Path, protocols: Sequence[str] = ("sparkle", "seel
             tasks[protocol.name].append(task)
         (out / f"{TASK_PREFIX}_{protocol.name}.yaml").write_text(group_yaml(protocol.name, tasks[protocol.name]),
                                                                   encoding="utf-8")
-    (out / "utils.py").write_text(UTILS, encoding="utf-8")
+    (out / "utils.py").write_text(UTILS.format(extraction=extraction), encoding="utf-8")
     return {"tasks": tasks, "data": written}

@@ -21,6 +21,11 @@ The reward is chosen, first match wins, by
 3. ``data_source``: :data:`DATA_SOURCES` (ours and SPARKLE's own file names),
 4. otherwise ``binary`` (1 correct, 0 not: what SPARKLE validates with).
 
+The answer extraction is ``reward_kwargs.extraction`` when given (``strict``:
+answer tags and boxes only; ``default``: every rule, then math-verify's own
+extraction, :func:`scaffoldrl.extract.find_answer`), else the shared grader's
+(``SCAFFOLDRL_GRADER_EXTRACTION``).
+
 Names: ``binary`` (alias ``correctness``), ``sparkle`` (``spk_h``: 2 / 1 / 0 /
 −1), ``sparkle_aug`` (``spk_h_aug``). veRL never passes the prompt to a
 reward, so for ``sparkle_aug`` whether the prompt opened ``<think>`` comes
@@ -53,6 +58,13 @@ SCORERS: dict[str, Callable[..., dict]] = {
     "sparkle_aug": rewards.compute_score_sparkle_aug,
 }
 """Reward name → a veRL ``compute_score`` from :mod:`scaffoldrl.rewards`."""
+
+REWARDS: dict[str, Callable] = {
+    "binary": rewards.correctness_reward,
+    "sparkle": rewards.sparkle_reward,
+    "sparkle_aug": rewards.sparkle_aug_reward,
+}
+"""Reward name → the TRL reward function behind :data:`SCORERS`' entry."""
 
 ALIASES = {"correctness": "binary", "spk_h": "sparkle", "spk_h_aug": "sparkle_aug"}
 
@@ -94,7 +106,7 @@ def _gold(ground_truth: Any) -> str:
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, reward: str | None = None,
-                  **kwargs) -> dict:
+                  extraction: str | None = None, **kwargs) -> dict:
     """veRL's custom reward: ``{"score", "acc", "extracted"}`` for one response.
 
     ``score`` is the chosen reward (0.0 for a response that could not be
@@ -105,7 +117,8 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, rewa
     name = choose_reward(data_source, info, reward)
     if name == "sparkle_aug" and "prompt" not in info and _level(info) == 0:
         name = "sparkle"  # the plain row of an augmented set: its prompt opened nothing
-    return SCORERS[name](data_source, solution_str, _gold(ground_truth), info)
+    scorer = SCORERS[name] if extraction is None else rewards.verl_score(REWARDS[name], extraction)
+    return scorer(data_source, solution_str, _gold(ground_truth), info)
 
 
 # ------------------------------------------------------------------------------- data
