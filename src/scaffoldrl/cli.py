@@ -53,6 +53,23 @@ def _tokenizer(name: str | None):
     return AutoTokenizer.from_pretrained(name)
 
 
+def _check_references(method, problems, where) -> None:
+    """Records without reference steps, given to a method that hints with them, are a bad input, not plain rows."""
+    from .methods import MissingReference, check_references
+
+    try:
+        check_references(method, problems, where)
+    except MissingReference as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _fields(pairs: list[str]) -> dict[str, str]:
+    """``--field OURS=THEIRS`` options as a mapping."""
+    if any("=" not in f for f in pairs):
+        raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
+    return dict(f.split("=", 1) for f in pairs)
+
+
 def _echo_length_check(checked: bool, dropped: int, max_prompt_tokens: int, engine: str) -> None:
     if checked:
         typer.echo(f"dropped {dropped} rows over {max_prompt_tokens} prompt tokens")
@@ -77,8 +94,9 @@ def data_augment(
     from .records import read_records
 
     problems = read_records(records)
-    tok = _tokenizer(tokenizer)
     config = PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit)
+    _check_references(SparklePSS, problems, records)
+    tok = _tokenizer(tokenizer)
     rowset = SparklePSS(config).rows(problems, tokenizer=tok, max_prompt_tokens=max_prompt_tokens)
     rowset.write(out)
     per_level = Counter(r.level for r in rowset.rows)
@@ -112,6 +130,26 @@ def data_synth(
                                split=split, exclude=seen)
     write_records(problems, out)
     typer.echo(f"{out}: {len(problems)} problems, levels {list(wanted)}")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    input: Path = typer.Argument(..., exists=True, help="A dataset file: .jsonl, .json, .parquet, or a save_to_disk folder."),
+    out: Path = typer.Argument(..., help="Records to write (.jsonl, .parquet, or a folder for a saved dataset)."),
+    field: list[str] = typer.Option([], help="OURS=THEIRS column mapping (id, problem, answer, solution, difficulty, subject); repeatable."),
+    source: str = typer.Option(None, help="The records' source name, also the ids of rows without an id (default: the file name)."),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows (counted, the first few shown) instead of stopping at the first."),
+):
+    """Records from your dataset: mapped columns, the solution split into steps, answers checked; prints the steps histogram."""
+    from .prepare import prepare
+    from .records import RecordError
+
+    try:
+        result = prepare(input, out, _fields(field), source=source, skip_invalid=skip_invalid)
+    except ValueError as e:  # a RecordError names the file, row and column; an unknown field in the mapping
+        raise typer.BadParameter(str(e), param_hint="INPUT" if isinstance(e, RecordError) else "--field") from None
+    for line in result.report():
+        typer.echo(line)
 
 
 export_app = typer.Typer(help="Hand our data, rewards and benchmarks to the tools users train and evaluate with.")
@@ -155,7 +193,7 @@ def export_verl(
     try:
         result = run_export(problems, out, method=method, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
                             pss=PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit),
-                            data_source=data_source or name, reward=reward, split=split)
+                            data_source=data_source or name, reward=reward, split=split, where=records)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     typer.echo(f"{result.path}: wrote {result.rows} rows from {result.problems} problems "
