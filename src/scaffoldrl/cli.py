@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -450,3 +451,52 @@ def recipes_() -> None:
         raw = yaml.safe_load((RECIPE_DIR / f"{name}.yaml").read_text())
         method = raw.get("config", {}).get("method", raw.get("trainer", "grpo"))
         typer.echo(f"{name:<20} {method:<11} {' '.join(str(raw.get('description', '')).split())[:100]}")
+
+
+@data_app.command("mine")
+def data_mine(
+    records: Path = typer.Argument(..., exists=True, help="Problem records (e.g. from `data prepare`), or a dataset file with --field."),
+    out: Path = typer.Argument(..., help="Run folder: samples.jsonl, pass_counts.jsonl, hard.jsonl, mine.json; rerun to resume."),
+    model: str = _MODEL,
+    k: int = typer.Option(None, min=1, help="Samples per problem (default: the protocol's; sparkle: 8)."),
+    temperature: float = typer.Option(None, min=0.0, help="Sampling temperature (default: the protocol's; sparkle: 0.6)."),
+    top_p: float = typer.Option(None, help="Top-p (default: the protocol's; sparkle: 1.0)."),
+    max_correct: int = typer.Option(0, min=0, help="Keep problems with at most this many right samples (0: pass@k = 0, SPARKLE's)."),
+    protocol: str = typer.Option("sparkle", help="Prompt, seed and default sampling: a preset (sparkle, seele, greedy) or a protocol YAML file."),
+    hard: Path = typer.Option(None, help="Where the hard records go (default OUT/hard.jsonl; .parquet or a folder also work)."),
+    counts: Path = typer.Option(None, help="Per-problem pass counts (default OUT/pass_counts.jsonl; a .csv path writes CSV)."),
+    field: list[str] = typer.Option([], help="OURS=THEIRS column mapping for a dataset file (as in `data prepare`); repeatable."),
+    base_url: str = _BASE_URL,
+    backend: str = _BACKEND,
+    tokenizer: str = _TOKENIZER,
+    limit: int = typer.Option(None, min=1, help="Only N problems, spread evenly over the file (a quick look)."),
+    max_new_tokens: int = typer.Option(None, min=1, help="Response token limit (default: the protocol's; sparkle: 3000)."),
+    batch_size: int = _BATCH,
+    concurrency: int = _CONCURRENCY,
+):
+    """SPARKLE's hard-problem mining: sample every problem k times and keep those never solved (pass@k = 0); resumable."""
+    from .benchmarks import read_benchmark_file, subset
+    from .mining import mine_hard, mining_protocol
+
+    try:
+        chosen = mining_protocol(protocol, k, temperature, top_p, max_new_tokens)
+        problems = subset(read_benchmark_file(records, _fields(field), records.stem), limit)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
+    try:
+        with _out_folder():
+            mined = mine_hard(generator, model, problems, out, chosen, max_correct=max_correct, records=hard,
+                              counts=counts, batch_size=batch_size)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    finally:
+        generator.close()
+    typer.echo(f"{out}: generated {mined.generated} samples, reused {mined.reused} from earlier runs "
+               f"(k = {mined.k} at T = {mined.temperature:g})")
+    solved = Counter(row["correct"] for row in mined.counts)
+    typer.echo("problems by right samples: " + ", ".join(f"{c}/{mined.k}: {n}" for c, n in sorted(solved.items())))
+    typer.echo(f"hard (at most {max_correct} right of {mined.k}): {len(mined.hard)} of {len(mined.counts)} -> "
+               f"{mined.records}; pass counts -> {mined.counts_path}")
+    for level, cell in mined.by_level.items():
+        typer.echo(f"  level {level}: {cell['hard']} of {cell['candidates']} hard")
