@@ -500,3 +500,71 @@ def data_mine(
                f"{mined.records}; pass counts -> {mined.counts_path}")
     for level, cell in mined.by_level.items():
         typer.echo(f"  level {level}: {cell['hard']} of {cell['candidates']} hard")
+
+
+@data_app.command("annotate")
+def data_annotate(
+    records: Path = typer.Argument(..., exists=True, help="Problem records (.jsonl, .json, .parquet or a dataset folder)."),
+    out: Path = typer.Argument(..., help="Run folder: annotations.jsonl, failures.jsonl, records.jsonl, summary.json; rerun to resume."),
+    base_url: str = typer.Option(..., "--base-url", help="An OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+    model: str = typer.Option(..., "--model", "-m", help="The served model's name."),
+    task: str = typer.Option("steps", help="Comma-separated: steps (SEELE's <= 5 numbered steps), sparkle (plan, knowledge, subproblem chain)."),
+    prompt: list[str] = typer.Option([], help="A prompt file replacing the shipped one: FILE (one task) or TASK=FILE; repeatable."),
+    retries: int = typer.Option(2, min=0, help="Retries of an output that fails to parse or check, each with a new seed."),
+    max_steps: int = typer.Option(5, min=1, help="steps: the most steps a rewritten solution may have (SEELE: 5)."),
+    temperature: float = typer.Option(0.6, min=0.0, help="Sampling temperature (above 0, so that a retry can differ)."),
+    max_new_tokens: int = typer.Option(2048, min=1, help="Response token limit per request."),
+    output: Path = typer.Option(None, "--records-out", help="Where the annotated records go (default OUT/records.jsonl)."),
+    keep_failed: bool = typer.Option(False, help="Also write the records a task failed on, unchanged (default: leave them out)."),
+    retry_failed: bool = typer.Option(False, help="Ask again for the records an earlier run gave up on."),
+    limit: int = typer.Option(None, min=1, help="Only the first N records (a quick look)."),
+    batch_size: int = typer.Option(32, min=1, help="Requests sent, checked and saved together."),
+    concurrency: int = typer.Option(8, min=1, help="Requests in flight to the server."),
+    tokenizer: str = typer.Option(None, help="Tokenizer folder to render prompts here (default: the server's chat template)."),
+):
+    """Annotate records through an OpenAI-compatible server: SEELE's <= 5-step solutions, SPARKLE's plan / knowledge /
+    subproblem chain; every output checked, failures retried, counted and written to failures.jsonl; resumable."""
+    from .annotate import TASKS, annotate
+    from .generation import BackendUnavailable, OpenAIBackend
+    from .records import read_records
+
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    if not tasks or set(tasks) - set(TASKS):
+        raise typer.BadParameter(f"expected a comma-separated subset of {', '.join(TASKS)}", param_hint="--task")
+    prompts = {}
+    for item in prompt:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(tasks) != 1:
+                raise typer.BadParameter("with several tasks, give TASK=FILE", param_hint="--prompt")
+            name, path = tasks[0], item
+        if name not in tasks or not Path(path).is_file():
+            raise typer.BadParameter(f"{item!r}: expected TASK=FILE for a task of --task and an existing file",
+                                     param_hint="--prompt")
+        prompts[name] = path
+    problems = list(read_records(records))[:limit]
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    try:
+        generator = OpenAIBackend(base_url, model, tokenizer=tok, concurrency=concurrency)
+    except BackendUnavailable as e:
+        raise typer.BadParameter(str(e), param_hint="--base-url") from None
+    try:
+        with _out_folder():
+            result = annotate(generator, problems, out, tasks, model=model, prompts=prompts, retries=retries,
+                              max_steps=max_steps, temperature=temperature, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, records=output, keep_failed=keep_failed,
+                              retry_failed=retry_failed, where=str(records))
+    except ValueError as e:  # records without steps for --task steps; a prompt without {problem}
+        raise typer.BadParameter(str(e)) from None
+    finally:
+        generator.close()
+    for name, c in result.counts.items():
+        why = ", ".join(f"{reason} {n}" for reason, n in result.reasons.get(name, {}).items())
+        typer.echo(f"{name}: ok {c['ok']}, failed {c['failed']} of {len(problems)} records "
+                   f"({c['requests']} requests now, {c['reused']} records reused)" + (f"; failed attempts: {why}" if why else ""))
+    typer.echo(f"{result.path}: {len(result.records)} records written, {result.dropped} left out; "
+               f"failures -> {result.failures_path}")
