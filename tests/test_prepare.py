@@ -81,6 +81,7 @@ def test_methods_that_hint_with_steps_refuse_records_without_them(tmp_path):
     assert "'seele'" in str(err.value) and "data prepare" in str(err.value)
 
 
+@pytest.mark.slow
 def test_augment_export_recipe_and_trainer_stop_on_records_without_steps(tmp_path):
     from scaffoldrl.integrations.verl import export_verl
     from scaffoldrl.recipes import load_recipe

@@ -217,7 +217,7 @@ class Annotated:
     reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per task: why attempts failed (every attempt counted, including those a retry fixed)."""
     dropped: int = 0
-    """Records left out of the output because a task failed on them (see ``keep_failed``)."""
+    """Records left out of the output because a task failed on them (kept, partly annotated, with ``keep_failed``)."""
 
     def to_dict(self) -> dict:
         """The counts as plain data (``summary.json``)."""
@@ -256,7 +256,8 @@ def annotate(backend: Backend, problems: Sequence[Problem], out: str | Path, tas
     failed output is retried up to ``retries`` times with a new seed (a
     server at temperature 0 may answer the same each time). The annotated
     records go to ``records`` (default ``out/records.jsonl``): those every
-    task succeeded on, plus, with ``keep_failed``, the others unchanged.
+    task succeeded on, plus, with ``keep_failed``, the others with the
+    annotations that did succeed.
     ``failures.jsonl`` lists every failed (task, record) with the reason of
     each attempt and the last output. ``retry_failed`` asks again for the
     records an earlier run gave up on. The ``steps`` task rewrites reference
@@ -325,16 +326,14 @@ def annotate(backend: Backend, problems: Sequence[Problem], out: str | Path, tas
         rows = dict(store.rows)
     written, dropped = [], 0
     for p in problems:
-        results = [rows.get((task, p.id)) for task in tasks]
-        if all(r is not None and r["status"] == "ok" for r in results):
-            annotated = p
-            for r in results:
-                annotated = apply(annotated, r["fields"])
-            written.append(apply(annotated, {"meta": p.meta | {"annotated": {t: model for t in tasks}}}))
-        elif keep_failed:
-            written.append(p)
-        else:
+        ok = [task for task in tasks if rows.get((task, p.id), {}).get("status") == "ok"]
+        if len(ok) < len(tasks) and not keep_failed:
             dropped += 1
+            continue
+        annotated = p
+        for task in ok:
+            annotated = apply(annotated, rows[(task, p.id)]["fields"])
+        written.append(apply(annotated, {"meta": p.meta | {"annotated": {t: model for t in ok}}}) if ok else p)
     failures = [rows[(task, p.id)] for task in tasks for p in problems
                 if (task, p.id) in rows and rows[(task, p.id)]["status"] != "ok"]
     failures_path = out / "failures.jsonl"

@@ -515,7 +515,7 @@ def data_annotate(
     temperature: float = typer.Option(0.6, min=0.0, help="Sampling temperature (above 0, so that a retry can differ)."),
     max_new_tokens: int = typer.Option(2048, min=1, help="Response token limit per request."),
     output: Path = typer.Option(None, "--records-out", help="Where the annotated records go (default OUT/records.jsonl)."),
-    keep_failed: bool = typer.Option(False, help="Also write the records a task failed on, unchanged (default: leave them out)."),
+    keep_failed: bool = typer.Option(False, help="Also write the records a task failed on, with the annotations that succeeded (default: leave them out)."),
     retry_failed: bool = typer.Option(False, help="Ask again for the records an earlier run gave up on."),
     limit: int = typer.Option(None, min=1, help="Only the first N records (a quick look)."),
     batch_size: int = typer.Option(32, min=1, help="Requests sent, checked and saved together."),
