@@ -1,4 +1,10 @@
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +31,29 @@ def tiny_model_path(tmp_path_factory):
             if weight.dim() > 1:
                 weight.normal_(0.0, 0.3)
     return tinymodel.save(model, tok, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_path):
+    """`transformers serve` with the tiny model on a free local port: a real OpenAI-compatible server (one per run)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("transformers")
+    proc = subprocess.Popen([str(exe), "serve", str(tiny_model_path), "--host", "127.0.0.1", "--port", str(port),
+                             "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, "transformers serve exited"
+                time.sleep(0.5)
+        else:
+            pytest.fail("transformers serve did not come up in 120 s")
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,10 +1,4 @@
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -168,32 +162,6 @@ def test_cli_eval_writes_samples_summary_and_report(tiny_model_path, tmp_path):
     report = (out / "report.md").read_text()
     assert "| synth | 5 | greedy |" in report and "accuracy_by_difficulty.png" in report
     assert (out / "accuracy_by_difficulty.png").stat().st_size > 0 and (out / "report.html").exists()
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_path):
-    """`transformers serve` with the tiny model on a free local port: a real OpenAI-compatible server."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).with_name("transformers")
-    proc = subprocess.Popen([str(exe), "serve", str(tiny_model_path), "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, "transformers serve exited"
-                time.sleep(0.5)
-        else:
-            pytest.fail("transformers serve did not come up in 120 s")
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_server_backend_gives_the_local_greedy_results(local, tiny_model_path, server, tmp_path):

@@ -18,11 +18,11 @@ LAYERS = [
     # extract finds an answer in text (boxes, tags, final-answer sentences): the data loaders need it to take a
     # reference solution's answer, and the grader builds on it, so it sits with the data
     ("data", {"records", "extract", "sources", "benchmarks", "prompts", "steps", "domain", "tinymodel", "runs",
-              "progress"}),
+              "progress", "prepare"}),
     ("grading", {"verify", "_grade_worker", "rewards"}),
     ("methods", {"hints", "methods"}),
     ("training", {"trainer", "recipes", "sft"}),
-    ("evaluation", {"generation", "metrics", "report", "evaluate", "analysis"}),
+    ("evaluation", {"generation", "metrics", "report", "evaluate", "analysis", "mining", "annotate"}),
     ("top", {"base_model", "demo", "cli", "integrations", "__main__", "__init__"}),
 ]
 """Bottom to top. A module may import its own layer and the ones below."""

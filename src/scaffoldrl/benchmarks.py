@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import domain
+from .extract import last_boxed
 from .records import Problem, RecordError, iter_rows, problem_from_dict, read_records
 from .sources import load_source
 from .steps import split_steps
@@ -37,7 +38,8 @@ BENCHMARKS: dict[str, Callable[[], list[Problem]]] = {
 }
 
 FIELDS = ("id", "problem", "answer", "solution", "difficulty", "subject")
-"""The fields a mapping may name; ``solution`` is split into steps, ``subject`` goes to ``meta``."""
+"""The fields a mapping may name; ``solution`` is split into steps (and gives the answer, its last
+``\\boxed{}``, when there is no answer column), ``subject`` goes to ``meta``."""
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -55,6 +57,25 @@ def _answer_text(value: Any) -> Any:
     return ", ".join(str(a) for a in value) if isinstance(value, (list, tuple)) else value
 
 
+def _mapped_answer(get: Mapping[str, Any], fields: Mapping[str, str], file, index) -> str:
+    """The answer column's text, else the last ``\\boxed{}`` of the solution; an error naming the column if neither."""
+    column, solution_column = fields.get("answer", "answer"), fields.get("solution", "solution")
+    answer = get["answer"]
+    if answer is not None:
+        text = _answer_text(answer)
+        if isinstance(text, str) and not text.strip():
+            raise RecordError(file, index, column, "is empty")
+        return text
+    boxed = last_boxed(str(get["solution"])) if get["solution"] is not None else None
+    if boxed is None:
+        where = (f"and the solution ('{solution_column}') has no \\boxed{{}} answer" if get["solution"] is not None
+                 else f"and there is no solution ('{solution_column}') to take a \\boxed{{}} answer from")
+        raise RecordError(file, index, column, f"is missing {where}")
+    if not boxed.strip():
+        raise RecordError(file, index, solution_column, "has an empty \\boxed{} answer")
+    return boxed
+
+
 def mapped_converter(fields: Mapping[str, str] | None = None, source: str = "") -> Callable[..., Problem]:
     """A :func:`~scaffoldrl.records.read_records` converter reading our fields from the mapped columns."""
     fields = dict(fields or {})
@@ -66,9 +87,11 @@ def mapped_converter(fields: Mapping[str, str] | None = None, source: str = "") 
         if not isinstance(row, Mapping):
             raise RecordError(file, index, "<row>", f"expected an object, got {type(row).__name__}")
         get = {ours: row.get(fields.get(ours, ours)) for ours in FIELDS}
+        if get["problem"] is None or (isinstance(get["problem"], str) and not get["problem"].strip()):
+            raise RecordError(file, index, fields.get("problem", "problem"), "is missing or empty")
         out = dict(row) | {
             "id": get["id"] if get["id"] is not None else f"{source}-{index}",
-            "problem": get["problem"], "answer": _answer_text(get["answer"]),
+            "problem": get["problem"], "answer": _mapped_answer(get, fields, file, index),
             "difficulty": _number(get["difficulty"]), "source": row.get("source") or source,
         }
         if get["solution"] is not None and not row.get("steps"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +59,23 @@ def _tokenizer(name: str | None):
     return AutoTokenizer.from_pretrained(name)
 
 
+def _check_references(method, problems, where) -> None:
+    """Records without reference steps, given to a method that hints with them, are a bad input, not plain rows."""
+    from .methods import MissingReference, check_references
+
+    try:
+        check_references(method, problems, where)
+    except MissingReference as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _fields(pairs: list[str]) -> dict[str, str]:
+    """``--field OURS=THEIRS`` options as a mapping."""
+    if any("=" not in f for f in pairs):
+        raise typer.BadParameter("expected OURS=THEIRS", param_hint="--field")
+    return dict(f.split("=", 1) for f in pairs)
+
+
 def _echo_length_check(checked: bool, dropped: int, max_prompt_tokens: int, engine: str) -> None:
     if checked:
         typer.echo(f"dropped {dropped} rows over {max_prompt_tokens} prompt tokens")
@@ -82,8 +100,9 @@ def data_augment(
     from .records import read_records
 
     problems = read_records(records)
-    tok = _tokenizer(tokenizer)
     config = PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit)
+    _check_references(SparklePSS, problems, records)
+    tok = _tokenizer(tokenizer)
     rowset = SparklePSS(config).rows(problems, tokenizer=tok, max_prompt_tokens=max_prompt_tokens)
     rowset.write(out)
     per_level = Counter(r.level for r in rowset.rows)
@@ -117,6 +136,26 @@ def data_synth(
                                split=split, exclude=seen)
     write_records(problems, out)
     typer.echo(f"{out}: {len(problems)} problems, levels {list(wanted)}")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    input: Path = typer.Argument(..., exists=True, help="A dataset file: .jsonl, .json, .parquet, or a save_to_disk folder."),
+    out: Path = typer.Argument(..., help="Records to write (.jsonl, .parquet, or a folder for a saved dataset)."),
+    field: list[str] = typer.Option([], help="OURS=THEIRS column mapping (id, problem, answer, solution, difficulty, subject); repeatable."),
+    source: str = typer.Option(None, help="The records' source name, also the ids of rows without an id (default: the file name)."),
+    skip_invalid: bool = typer.Option(False, help="Skip bad rows (counted, the first few shown) instead of stopping at the first."),
+):
+    """Records from your dataset: mapped columns, the solution split into steps, answers checked; prints the steps histogram."""
+    from .prepare import prepare
+    from .records import RecordError
+
+    try:
+        result = prepare(input, out, _fields(field), source=source, skip_invalid=skip_invalid)
+    except ValueError as e:  # a RecordError names the file, row and column; an unknown field in the mapping
+        raise typer.BadParameter(str(e), param_hint="INPUT" if isinstance(e, RecordError) else "--field") from None
+    for line in result.report():
+        typer.echo(line)
 
 
 export_app = typer.Typer(help="Hand our data, rewards and benchmarks to the tools users train and evaluate with.")
@@ -160,7 +199,7 @@ def export_verl(
     try:
         result = run_export(problems, out, method=method, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
                             pss=PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit),
-                            data_source=data_source or name, reward=reward, split=split)
+                            data_source=data_source or name, reward=reward, split=split, where=records)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     typer.echo(f"{result.path}: wrote {result.rows} rows from {result.problems} problems "
@@ -423,3 +462,120 @@ def recipes_() -> None:
         raw = yaml.safe_load((RECIPE_DIR / f"{name}.yaml").read_text())
         method = raw.get("config", {}).get("method", raw.get("trainer", "grpo"))
         typer.echo(f"{name:<20} {method:<11} {' '.join(str(raw.get('description', '')).split())[:100]}")
+
+
+@data_app.command("mine")
+def data_mine(
+    records: Path = typer.Argument(..., exists=True, help="Problem records (e.g. from `data prepare`), or a dataset file with --field."),
+    out: Path = typer.Argument(..., help="Run folder: samples.jsonl, pass_counts.jsonl, hard.jsonl, mine.json; rerun to resume."),
+    model: str = _MODEL,
+    k: int = typer.Option(None, min=1, help="Samples per problem (default: the protocol's; sparkle: 8)."),
+    temperature: float = typer.Option(None, min=0.0, help="Sampling temperature (default: the protocol's; sparkle: 0.6)."),
+    top_p: float = typer.Option(None, help="Top-p (default: the protocol's; sparkle: 1.0)."),
+    max_correct: int = typer.Option(0, min=0, help="Keep problems with at most this many right samples (0: pass@k = 0, SPARKLE's)."),
+    protocol: str = typer.Option("sparkle", help="Prompt, seed and default sampling: a preset (sparkle, seele, greedy) or a protocol YAML file."),
+    hard: Path = typer.Option(None, help="Where the hard records go (default OUT/hard.jsonl; .parquet or a folder also work)."),
+    counts: Path = typer.Option(None, help="Per-problem pass counts (default OUT/pass_counts.jsonl; a .csv path writes CSV)."),
+    field: list[str] = typer.Option([], help="OURS=THEIRS column mapping for a dataset file (as in `data prepare`); repeatable."),
+    base_url: str = _BASE_URL,
+    backend: str = _BACKEND,
+    tokenizer: str = _TOKENIZER,
+    limit: int = typer.Option(None, min=1, help="Only N problems, spread evenly over the file (a quick look)."),
+    max_new_tokens: int = typer.Option(None, min=1, help="Response token limit (default: the protocol's; sparkle: 3000)."),
+    batch_size: int = _BATCH,
+    concurrency: int = _CONCURRENCY,
+):
+    """SPARKLE's hard-problem mining: sample every problem k times and keep those never solved (pass@k = 0); resumable."""
+    from .benchmarks import read_benchmark_file, subset
+    from .mining import mine_hard, mining_protocol
+
+    try:
+        chosen = mining_protocol(protocol, k, temperature, top_p, max_new_tokens)
+        problems = subset(read_benchmark_file(records, _fields(field), records.stem), limit)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
+    try:
+        with _out_folder():
+            mined = mine_hard(generator, model, problems, out, chosen, max_correct=max_correct, records=hard,
+                              counts=counts, batch_size=batch_size)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    finally:
+        generator.close()
+    typer.echo(f"{out}: generated {mined.generated} samples, reused {mined.reused} from earlier runs "
+               f"(k = {mined.k} at T = {mined.temperature:g})")
+    solved = Counter(row["correct"] for row in mined.counts)
+    typer.echo("problems by right samples: " + ", ".join(f"{c}/{mined.k}: {n}" for c, n in sorted(solved.items())))
+    typer.echo(f"hard (at most {max_correct} right of {mined.k}): {len(mined.hard)} of {len(mined.counts)} -> "
+               f"{mined.records}; pass counts -> {mined.counts_path}")
+    for level, cell in mined.by_level.items():
+        typer.echo(f"  level {level}: {cell['hard']} of {cell['candidates']} hard")
+
+
+@data_app.command("annotate")
+def data_annotate(
+    records: Path = typer.Argument(..., exists=True, help="Problem records (.jsonl, .json, .parquet or a dataset folder)."),
+    out: Path = typer.Argument(..., help="Run folder: annotations.jsonl, failures.jsonl, records.jsonl, summary.json; rerun to resume."),
+    base_url: str = typer.Option(..., "--base-url", help="An OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+    model: str = typer.Option(..., "--model", "-m", help="The served model's name."),
+    task: str = typer.Option("steps", help="Comma-separated: steps (SEELE's <= 5 numbered steps), sparkle (plan, knowledge, subproblem chain)."),
+    prompt: list[str] = typer.Option([], help="A prompt file replacing the shipped one: FILE (one task) or TASK=FILE; repeatable."),
+    retries: int = typer.Option(2, min=0, help="Retries of an output that fails to parse or check, each with a new seed."),
+    max_steps: int = typer.Option(5, min=1, help="steps: the most steps a rewritten solution may have (SEELE: 5)."),
+    temperature: float = typer.Option(0.6, min=0.0, help="Sampling temperature (above 0, so that a retry can differ)."),
+    max_new_tokens: int = typer.Option(2048, min=1, help="Response token limit per request."),
+    output: Path = typer.Option(None, "--records-out", help="Where the annotated records go (default OUT/records.jsonl)."),
+    keep_failed: bool = typer.Option(False, help="Also write the records a task failed on, with the annotations that succeeded (default: leave them out)."),
+    retry_failed: bool = typer.Option(False, help="Ask again for the records an earlier run gave up on."),
+    limit: int = typer.Option(None, min=1, help="Only the first N records (a quick look)."),
+    batch_size: int = typer.Option(32, min=1, help="Requests sent, checked and saved together."),
+    concurrency: int = typer.Option(8, min=1, help="Requests in flight to the server."),
+    tokenizer: str = typer.Option(None, help="Tokenizer folder to render prompts here (default: the server's chat template)."),
+):
+    """Annotate records through an OpenAI-compatible server: SEELE's <= 5-step solutions, SPARKLE's plan / knowledge /
+    subproblem chain; every output checked, failures retried, counted and written to failures.jsonl; resumable."""
+    from .annotate import TASKS, annotate
+    from .generation import BackendUnavailable, OpenAIBackend
+    from .records import read_records
+
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    if not tasks or set(tasks) - set(TASKS):
+        raise typer.BadParameter(f"expected a comma-separated subset of {', '.join(TASKS)}", param_hint="--task")
+    prompts = {}
+    for item in prompt:
+        name, sep, path = item.partition("=")
+        if not sep:
+            if len(tasks) != 1:
+                raise typer.BadParameter("with several tasks, give TASK=FILE", param_hint="--prompt")
+            name, path = tasks[0], item
+        if name not in tasks or not Path(path).is_file():
+            raise typer.BadParameter(f"{item!r}: expected TASK=FILE for a task of --task and an existing file",
+                                     param_hint="--prompt")
+        prompts[name] = path
+    problems = list(read_records(records))[:limit]
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    try:
+        generator = OpenAIBackend(base_url, model, tokenizer=tok, concurrency=concurrency)
+    except BackendUnavailable as e:
+        raise typer.BadParameter(str(e), param_hint="--base-url") from None
+    try:
+        with _out_folder():
+            result = annotate(generator, problems, out, tasks, model=model, prompts=prompts, retries=retries,
+                              max_steps=max_steps, temperature=temperature, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, records=output, keep_failed=keep_failed,
+                              retry_failed=retry_failed, where=str(records))
+    except ValueError as e:  # records without steps for --task steps; a prompt without {problem}
+        raise typer.BadParameter(str(e)) from None
+    finally:
+        generator.close()
+    for name, c in result.counts.items():
+        why = ", ".join(f"{reason} {n}" for reason, n in result.reasons.get(name, {}).items())
+        typer.echo(f"{name}: ok {c['ok']}, failed {c['failed']} of {len(problems)} records "
+                   f"({c['requests']} requests now, {c['reused']} records reused)" + (f"; failed attempts: {why}" if why else ""))
+    typer.echo(f"{result.path}: {len(result.records)} records written, {result.dropped} left out; "
+               f"failures -> {result.failures_path}")

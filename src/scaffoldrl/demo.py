@@ -207,33 +207,20 @@ def _headline(summary: dict) -> str:
     return "pass@1" if summary["samples"] == 1 else f"avg@{summary['samples']}"
 
 
-def mine_hard(model: str | Path, pool: Path, levels: tuple[int, ...], k: int, temperature: float,
-              max_new_tokens: int, out: Path, progress: bool = True) -> dict:
-    """SPARKLE's mining: the pool problems of ``levels`` whose k samples at ``temperature`` are all wrong."""
-    from .evaluate import evaluate
+def mine_stage(model: str | Path, pool: Path, levels: tuple[int, ...], k: int, temperature: float,
+               max_new_tokens: int, out: Path, progress: bool = True) -> dict:
+    """SPARKLE's mining (:func:`scaffoldrl.mining.mine_hard`) of the pool problems of ``levels`` with the local model."""
     from .generation import TransformersBackend
+    from .mining import mine_hard
 
     candidates = [p for p in read_records(pool) if int(p.difficulty or 0) in levels]
-    write_records(candidates, out / "candidates.jsonl")
-    protocol = _protocol("mine", k, temperature, max_new_tokens)
     backend = TransformersBackend(str(model))
     try:
-        evaluate(backend, str(model), [f"pool={out / 'candidates.jsonl'}"], protocol, out / "samples",
-                 progress=progress)
+        mined = mine_hard(backend, str(model), candidates, out, _protocol("mine", k, temperature, max_new_tokens),
+                          name="pool", progress=progress)
     finally:
         backend.close()
-    solved: dict[str, int] = {}
-    for row in _samples(out / "samples"):
-        solved[row["problem_id"]] = solved.get(row["problem_id"], 0) + bool(row["correct"])
-    hard = [p for p in candidates if solved.get(p.id, 0) == 0]
-    write_records(hard, out / "hard.jsonl")
-    per_level = {}
-    for p in candidates:
-        cell = per_level.setdefault(f"{p.difficulty:g}", {"candidates": 0, "hard": 0})
-        cell["candidates"] += 1
-        cell["hard"] += solved.get(p.id, 0) == 0
-    return {"records": str(out / "hard.jsonl"), "k": k, "temperature": temperature, "hard": len(hard),
-            "candidates": len(candidates), "by_level": per_level}
+    return mined.to_dict()
 
 
 def _model_label(method: str, seed: int, seeds: tuple[int, ...]) -> str:
@@ -276,7 +263,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
                          {"seed": p.base.seed, "max_completion_length": p.max_new_tokens, **rl, **p.stage1})
     results = {"stage1": stages.run("stage1", lambda: train_stage(stage1, "stage 1 (sparkle_stage1)", progress))}
     mine_temperature = stage1.config.get("temperature", 0.6)
-    mining = stages.run("mine", lambda: mine_hard(models / "stage1", data / "pool.jsonl", p.mine_levels, p.mine_k,
+    mining = stages.run("mine", lambda: mine_stage(models / "stage1", data / "pool.jsonl", p.mine_levels, p.mine_k,
                                                    mine_temperature, p.max_new_tokens, out / "mine", progress))["result"]
     if mining["hard"] == 0:
         raise RuntimeError(f"no hard problems: the stage-1 model solved a sample of every candidate ({mining})")

@@ -167,10 +167,13 @@ class SampleStore:
     Opening it reads back what earlier runs finished; a torn last line (a run
     killed while writing) is cut off, so nothing unfinished is trusted.
     While open it holds a lock: two runs cannot write the same file.
+    ``key`` says what identifies a line (default :func:`row_key`, a sample's
+    :data:`KEY_FIELDS`); other resumable runs (annotation) store other rows.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: Callable[[dict], tuple] | None = None):
         self.path = Path(path)
+        self.key = key or row_key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.path.with_name(f".{self.path.name}.lock"), "w")
         try:
@@ -188,17 +191,19 @@ class SampleStore:
             for line in whole.decode().splitlines():
                 if line.strip():
                     row = json.loads(line)
-                    self.rows[row_key(row)] = row
+                    self.rows[self.key(row)] = row
 
     def __contains__(self, key: tuple) -> bool:
         return key in self.rows
 
     def append(self, rows: Sequence[dict]) -> None:
         """Save finished samples at once (a killed run loses only unfinished ones)."""
+        if not rows:
+            return
         with open(self.path, "a") as f:
             f.write("".join(json.dumps(r) + "\n" for r in rows))
         for row in rows:
-            self.rows[row_key(row)] = row
+            self.rows[self.key(row)] = row
 
     def close(self) -> None:
         """Release the run folder's lock."""

@@ -81,6 +81,21 @@ class Recipe:
         return domain.generate(spec.get("n", 16), tuple(spec.get("levels", domain.LEVELS)),
                                seed=spec.get("seed", 0), split="train")
 
+    def problems_source(self) -> str:
+        """Where :meth:`problems` reads from, for messages: the records file or the embedded domain."""
+        return str(self.data["records"]) if "records" in self.data else "the embedded domain"
+
+    def check_problems(self, problems: list[Problem], config=None) -> None:
+        """Stop (:class:`~scaffoldrl.methods.MissingReference`, naming the file and rows) when the method, or SFT,
+        needs reference steps that some problems lack: they would silently train without hints."""
+        from .methods import check_references, get_method, require_steps
+
+        if self.trainer == "sft":
+            require_steps(problems, "sft", self.problems_source())
+        else:
+            config = config or self.trainer_config()
+            check_references(get_method(config.method), problems, self.problems_source())
+
     def trainer_config(self):
         """The recipe's ``config`` as a :class:`~scaffoldrl.trainer.ScaffoldConfig` (grpo) or TRL ``SFTConfig``."""
         if self.trainer == "sft":
@@ -172,6 +187,7 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
     model = recipe.model
     check_model(model)
     problems = recipe.problems()
+    recipe.check_problems(problems, config)
     if recipe.trainer == "sft":
         from .sft import train_sft
 

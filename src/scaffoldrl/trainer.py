@@ -45,7 +45,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
 from .hints import HINTED, KINDS, OFF_POLICY, UNITS, Reference, RolloutPlan, response_prefix
-from .methods import LossContext, Method, get_method
+from .methods import LossContext, Method, check_references, get_method
 from .methods.base import REDUCED_LOSS_TYPES
 from .prompts import reference_response
 from .records import Problem
@@ -148,6 +148,7 @@ class ScaffoldTrainer(GRPOTrainer):
 
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         self.method = method or get_method(args.method).from_config(args)
+        check_references(self.method, problems)  # hints are cut from the steps: none would mean plain GRPO
         self.problems = {p.id: p for p in problems}
         rowset = self.method.rows(problems, tokenizer, args.max_prompt_tokens)
         self.dropped_rows = rowset.dropped

@@ -191,19 +191,24 @@ class VerlExport:
 
 def export_verl(problems: Iterable, out: str | Path, *, method: str = "grpo", pss=None, tokenizer: Any = None,
                 max_prompt_tokens: int | None = 1024, data_source: str = "scaffoldrl", reward: str | None = None,
-                split: str = "train") -> VerlExport:
+                split: str = "train", where: str = "the problems") -> VerlExport:
     """Write ``out/{split}.parquet`` (veRL rows) and ``out/{split}.json`` (counts, dropped ids, settings).
 
     ``reward`` (written to each row's ``extra_info``) defaults to
     ``sparkle_aug`` for ``pss`` and ``sparkle`` otherwise. Without a
-    ``tokenizer`` lengths are not checked and nothing is dropped.
+    ``tokenizer`` lengths are not checked and nothing is dropped. ``pss``
+    needs every problem's reference steps: problems without any raise
+    :class:`~scaffoldrl.methods.MissingReference` naming ``where`` (their file).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ..methods import check_references
+
     problems = list(problems)
     reward = reward_name(reward or ("sparkle_aug" if method == "pss" else "sparkle"))
     builder = row_method(method, pss)
+    check_references(builder, problems, where)
     rowset = builder.rows(problems, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens)
     rows = [verl_row(r, i, data_source=data_source, reward=reward, split=split) for i, r in enumerate(rowset.rows)]
     out = Path(out)

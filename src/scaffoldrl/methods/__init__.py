@@ -21,9 +21,10 @@ from __future__ import annotations
 import importlib
 
 from . import grpo, luffy, prefix_rft, seele, sparkle, uft  # noqa: F401  (registers the built-in methods)
-from .base import REGISTRY, LossContext, Method
+from .base import REGISTRY, LossContext, Method, MissingReference, check_references, require_steps
 
-__all__ = ["Method", "LossContext", "get_method", "method_names"]
+__all__ = ["Method", "LossContext", "MissingReference", "check_references", "get_method", "method_names",
+           "require_steps"]
 
 
 def method_names() -> list[str]:

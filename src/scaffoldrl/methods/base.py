@@ -147,6 +147,38 @@ def cosine_schedule(step: float, steps: float, start: float, end: float) -> floa
     return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * progress))
 
 
+class MissingReference(ValueError):
+    """Problems without reference steps given to a method that cuts its hints from them; names the file and rows."""
+
+    def __init__(self, method: str, where: str, ids: list[str], total: int):
+        self.method, self.where, self.ids, self.total = method, where, ids, total
+        shown = ", ".join(repr(i) for i in ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+        super().__init__(
+            f"{where}: {len(ids)} of {total} records have no reference steps, which method '{method}' cuts its hints "
+            f"from (it would train plain GRPO on them); rows with ids {shown}. Split a solution column into steps "
+            f"with `scaffoldrl data prepare INPUT OUT --field solution=COLUMN`, write steps with "
+            f"`scaffoldrl data annotate --task steps`, or leave these rows out")
+
+
+def require_steps(problems: Iterable[Problem], method: str, where: str | Path = "the training problems") -> None:
+    """Raise :class:`MissingReference` naming ``where`` and the rows when some problems have no reference steps."""
+    problems = list(problems)
+    missing = [p.id for p in problems if not p.steps]
+    if missing:
+        raise MissingReference(method, str(where), missing, len(problems))
+
+
+def check_references(method: "Method | type[Method]", problems: Iterable[Problem],
+                     where: str | Path = "the training problems") -> None:
+    """Raise :class:`MissingReference` when ``method`` needs reference steps and some problems have none.
+
+    ``where`` names the problems' file in the message.
+    """
+    if method.needs_reference:
+        cls = method if isinstance(method, type) else type(method)
+        require_steps(problems, cls.name or cls.__name__, where)
+
+
 class Method:
     """No hints (plain GRPO), and the interface every method implements.
 
@@ -165,6 +197,9 @@ class Method:
     """Forced hint tokens are out of the policy gradient (SEELE, UFT), or trained like generated ones (Prefix-RFT)."""
     target: float | None = None
     """a*, for methods that steer accuracy to a target (reported as ``hint/target_gap``)."""
+    needs_reference: ClassVar[bool] = False
+    """True when hints are cut from the problems' reference ``steps``: without them the method would silently train
+    plain GRPO, so :func:`check_references` refuses such problems."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -40,6 +40,7 @@ class Luffy(Method):
     """The last ``off_policy`` rollouts of each group are the reference trace itself."""
 
     name = "luffy"
+    needs_reference = True
 
     def __init__(self, off_policy: int = 1, gamma: float = 0.1):
         super().__init__()

@@ -21,6 +21,7 @@ class PrefixRFT(Method):
     """The last ``prefixed`` rollouts of each group continue a cosine-decayed prefix; its high-entropy tokens train."""
 
     name = "prefix_rft"
+    needs_reference = True
     hints_get_policy_gradient = True
 
     def __init__(self, high: float, low: float, decay_steps: int, prefixed: int = 1, entropy_quantile: float = 1.0):

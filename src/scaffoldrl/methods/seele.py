@@ -130,6 +130,7 @@ class Seele(Method):
     """
 
     name = "seele"
+    needs_reference = True
     adaptive = True
 
     def __init__(self, config: AdaptiveConfig | None = None, imitation_coef: float = 0.001):

@@ -47,6 +47,7 @@ class SparklePSS(Method):
     """Static prompt-side levels 0..K, each its own row and group (SparkleRL-PSS)."""
 
     name = "pss"
+    needs_reference = True
     placement = "prompt"
 
     def __init__(self, config: PSSConfig | None = None):

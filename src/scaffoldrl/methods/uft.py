@@ -27,6 +27,7 @@ class UFT(Method):
     """
 
     name = "uft"
+    needs_reference = True
 
     def __init__(self, high: float, low: float, hint_steps: int, seed: int = 0, imitation_coef: float = 0.001):
         super().__init__()
