@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .prompts import THINK_OPEN, reference_response, sparkle_prompt, sparkle_user_turn
-from .records import Problem
+from .records import InputError, Problem
 
 UNITS = ("steps", "tokens")
 ON_POLICY, HINTED, OFF_POLICY = "on_policy", "hinted", "off_policy"
@@ -249,7 +249,7 @@ class RowSet:
 
             pq.write_table(pa.Table.from_pylist(dicts), path)
         else:
-            raise ValueError(f"{path}: unknown format (use .jsonl or .parquet)")
+            raise InputError(f"{path}: unknown format (use .jsonl or .parquet)")
         return path
 
 
