@@ -147,7 +147,7 @@ def check(work: Path, log=print) -> dict:
         f"(accelerate configs: {sorted({a for a in inside['recipes'].values() if a})})")
     log(f"  grader worker script installed: {inside['worker_script']}")
     log(f"done in {time.perf_counter() - started:.1f} s")
-    return {"wheel": wheel, "recipes": listed, "synth_rows": len(rows), "bad_exit": bad.returncode,
+    return {"wheel": wheel, "listed": listed, "synth_rows": len(rows), "bad_exit": bad.returncode,
             "bad_output": error, **inside}
 
 

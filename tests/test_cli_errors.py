@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaffoldrl.cli import app
-from scaffoldrl.records import Problem, read_records, stable_id, write_records
+from scaffoldrl.records import Problem, stable_id
 
 GOOD = Problem(id="p1", problem="What is 2 + 3?", answer="5", steps=["2 + 3 = 5"]).to_dict()
 
@@ -101,14 +101,3 @@ def test_eval_and_analyze_name_the_bad_row(tmp_path, tiny_model_path, command):
     result = invoke(*base, "--skip-invalid", "--limit", "1")
     assert result.exit_code == 0, result.output
     assert "skipped 1 bad rows" in result.output
-
-
-def test_stable_ids_for_records_without_one(tmp_path):
-    path = jsonl(tmp_path / "r.jsonl", {"problem": "What is 1+1?", "answer": "2"},
-                 {"problem": "What is 2+2?", "answer": "4"})
-    first, second = read_records(path)
-    assert first.id == stable_id("What is 1+1?") and first.id.startswith("id-") and len(first.id) == 15
-    assert first.id != second.id and list(read_records(jsonl(tmp_path / "o.jsonl", *reversed(
-        [json.loads(line) for line in open(path)]))))[1].id == first.id  # the same in any order
-    write_records([first], tmp_path / "w.jsonl")
-    assert read_records(tmp_path / "w.jsonl")[0].id == first.id
