@@ -123,7 +123,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(local, tmp_path):
         f.write('{"benchmark": "synth", "problem_id": "torn')  # killed in the middle of a write
     resumed = Recording(local)
     summary = evaluate(resumed, "tiny", benchmarks, protocol, tmp_path / "cut", limit=3, batch_size=3, progress=False)
-    assert summary["_run"] == {"generated": 8, "reused": 4}
+    assert summary["_run"] == {"generated": 8, "reused": 4, "skipped": {"gsm8k": 0, "synth": 0}}
     assert not set(cut.seen) & set(resumed.seen)  # no finished sample drawn twice
     assert len(cut.seen) + len(resumed.seen) == 12
 
@@ -136,7 +136,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(local, tmp_path):
            json.loads((tmp_path / "full" / "summary.json").read_text())
 
     again = evaluate(Recording(local), "tiny", benchmarks, protocol, tmp_path / "cut", limit=3, progress=False)
-    assert again["_run"] == {"generated": 0, "reused": 12}
+    assert again["_run"] == {"generated": 0, "reused": 12, "skipped": {"gsm8k": 0, "synth": 0}}
     with pytest.raises(ValueError, match="protocol"):
         evaluate(local, "tiny", benchmarks, sampled(n=3), tmp_path / "cut", limit=3, progress=False)
     with SampleStore(samples), pytest.raises(RuntimeError, match="another run"):

@@ -3,7 +3,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, response_prefix
+from scaffoldrl.hints import HINTED, OFF_POLICY, ON_POLICY, Reference, fit_budget, response_prefix
 from scaffoldrl.methods import get_method, method_names
 from scaffoldrl.methods.grpo import GRPO
 from scaffoldrl.methods.sparkle import PSSConfig, SparklePSS
@@ -28,22 +28,65 @@ def test_step_reference_rounds_rates_half_up():
     ref = Reference(problem(STEPS[:5]))
     assert ref.total == 5
     assert [ref.units_for(p) for p in (0.0, 0.1, 0.3, 0.5, 0.99, 1.0)] == [0, 1, 2, 3, 5, 5]
-    assert ref.prefix(2) == STEPS[0] + "\n" + STEPS[1]
+    assert ref.prefix(2) == STEPS[0] + "\n" + STEPS[1] + "\n"  # a step hint ends with its separator
     assert ref.prefix(0) == ""
+    assert ref.response.startswith(response_prefix(ref.prefix(5)))
 
 
 def test_token_reference_prefixes_the_solution(tokenizer):
     p = problem()
     ref = Reference(p, unit="tokens", tokenizer=tokenizer)
-    assert ref.total == len(tokenizer.encode(p.solution, add_special_tokens=False)) > len(STEPS)
+    solution = tokenizer.encode(p.solution + "\n", add_special_tokens=False)
+    assert abs(ref.total - len(solution)) <= 1 and ref.total > len(STEPS)
     assert ref.n_steps == len(STEPS)
-    assert ref.prefix(ref.total) == p.solution
+    assert ref.prefix(ref.total).strip() == p.solution
     half = ref.prefix(ref.units_for(0.5))
     assert p.solution.startswith(half) and 0 < len(half) < len(p.solution)
     with pytest.raises(ValueError):
         Reference(p, unit="tokens")
     with pytest.raises(ValueError):
         Reference(p, unit="words")
+
+
+@pytest.mark.parametrize("unit", ["steps", "tokens"])
+def test_hint_ids_are_a_prefix_of_the_reference_response(tokenizer, unit):
+    ref = Reference(problem(), unit=unit, tokenizer=tokenizer)
+    assert ref.response_ids == tokenizer.encode(ref.response, add_special_tokens=False)
+    lengths = [len(ref.hint_ids(units)) for units in range(ref.total + 1)]
+    assert lengths[0] == 0 and lengths == sorted(set(lengths))  # one more unit, more forced tokens
+    for units in range(1, ref.total + 1):
+        ids = ref.hint_ids(units)
+        assert ids == ref.response_ids[: len(ids)]
+        assert ref.forced_ids(ref.plan(units)) == ids
+    assert ref.forced_ids(ref.plan(0)) == []
+    assert ref.forced_ids(ref.off_policy()) == ref.response_ids + [tokenizer.eos_token_id]
+    if unit == "steps":  # the hint's own tokenization, forced as it is
+        assert ref.hint_ids(3) == tokenizer.encode(response_prefix(ref.prefix(3)), add_special_tokens=False)
+
+
+def test_step_ids_need_a_tokenizer():
+    with pytest.raises(ValueError, match="tokenizer"):
+        Reference(problem()).hint_ids(1)
+
+
+def test_token_hints_never_end_inside_a_character(tokenizer):
+    """A byte-level cut inside a multi-byte character moves back to the character's start: never a U+FFFD."""
+    p = problem(["Le café coûte 3 €.", "Donc 2 cafés coûtent 6 €."])
+    ref = Reference(p, unit="tokens", tokenizer=tokenizer)
+    assert "\ufffd" not in tokenizer.decode(ref.response_ids)
+    split = 0
+    for units in range(ref.total + 1):
+        plan = ref.plan(units)
+        assert plan.units <= units and "\ufffd" not in tokenizer.decode(ref.forced_ids(plan))
+        split += plan.units < units
+    assert split > 0  # the tiny vocabulary has no token for é, € or û: their bytes are separate tokens
+
+
+def test_fit_budget_counts_the_hint_in_the_limit():
+    assert fit_budget([1, 2, 3], [4, 5, 6, 7], 5) == ([1, 2, 3], [4, 5], False)
+    assert fit_budget([], [4, 5, 6, 7], 3) == ([], [4, 5, 6], False)
+    assert fit_budget([1, 2, 3, 4, 5, 6], [7], 4) == ([1, 2, 3, 4], [], True)
+    assert fit_budget([1, 2], [3], None) == ([1, 2], [3], False)
 
 
 def test_plans_and_response_prefix():

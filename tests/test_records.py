@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from scaffoldrl.records import Problem, RecordError, Subproblem, read_records, write_records
+from scaffoldrl.records import Problem, RecordError, Subproblem, read_records, read_rows, stable_id, write_records
 from scaffoldrl.sources import SOURCES, VENDOR, load_source
 
 
@@ -70,3 +70,23 @@ def test_gsm8k_socratic_chain_ends_at_the_answer():
     p = load_source("gsm8k_socratic")[0]
     assert [s.answer for s in p.subproblems] == ["9", "18"] and p.answer == "18"
     assert "<<" not in p.solution
+
+
+def test_stable_ids_for_records_without_one(tmp_path):
+    rows = [{"problem": "What is 1+1?", "answer": "2"}, {"problem": "What is 2+2?", "answer": "4"}]
+    path = _write_jsonl(tmp_path / "r.jsonl", rows)
+    first, second = read_records(path)
+    assert first.id == stable_id("What is 1+1?") and first.id.startswith("id-") and len(first.id) == 15
+    assert first.id != second.id
+    assert read_records(_write_jsonl(tmp_path / "o.jsonl", rows[::-1]))[1].id == first.id  # the same in any order
+    write_records([first], tmp_path / "w.jsonl")
+    assert read_records(tmp_path / "w.jsonl")[0].id == first.id
+
+
+def test_raw_rows_need_their_columns(tmp_path):
+    path = _write_jsonl(tmp_path / "preds.jsonl", [{"completion": "x", "answer": "1"}, "[1]", {"completion": "y"}])
+    with pytest.raises(RecordError, match="row 2: field '<row>'"):
+        read_rows(path, required=("completion", "answer"))
+    rows = read_rows(path, required=("completion", "answer"), skip_invalid=True)
+    assert rows == [{"completion": "x", "answer": "1"}] and [(e.row, e.field) for e in rows.skipped] == [
+        (2, "<row>"), (3, "answer")]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from scaffoldrl import domain
 from scaffoldrl.cli import app
-from scaffoldrl.hints import HINTED, KINDS, OFF_POLICY, ON_POLICY, Reference, response_prefix
+from scaffoldrl.hints import HINTED, KINDS, OFF_POLICY, ON_POLICY, Reference
 from scaffoldrl.methods.seele import cold_start_rate, fit_three_pl, next_rate
 from scaffoldrl.prompts import reference_response
 from scaffoldrl.recipes import ACCELERATE_DIR, RECIPE_DIR as RECIPES, launch_command, load_recipe, parse_overrides, \
@@ -96,16 +96,17 @@ def test_masks_cover_exactly_the_hint_tokens(tiny, tmp_path, unit):
     hinted = 0
     for b, row in enumerate(rows):
         ref = Reference(trainer.problems[row["problem_id"]], unit, tok)
-        text = response_prefix(ref.prefix(ref.units_for(row["hint_rate"])))
-        forced = tok.encode(text, add_special_tokens=False)
+        forced = ref.hint_ids(round(row["hint_rate"] * ref.total))[:12]  # the limit (12) counts the hint
         real = out["completion_mask"][b].bool()
         hint, env = out["hint_mask"][b][real].tolist(), out["tool_mask"][b][real].tolist()
-        assert hint == [1] * len(forced) + [0] * (len(hint) - len(forced))
+        assert hint == [1] * len(forced) + [0] * (len(hint) - len(forced)) and len(hint) <= 12
         assert env == [1 - h for h in hint]
-        assert out["completion_ids"][b][: len(forced)].tolist() == forced and tok.decode(forced) == text
+        assert out["completion_ids"][b][: len(forced)].tolist() == forced == ref.response_ids[: len(forced)]
         assert KINDS[out["kinds"][b]] == row["kind"] == (HINTED if forced else ON_POLICY)
         hinted += bool(forced)
     assert hinted >= len(rows) // 2  # the first round is all cold-start hints
+    assert out["completion_mask"].sum(1).max() <= 12  # hinted or not, one budget
+    assert "rollout/forced_cut_frac" in trainer._metrics["train"]
 
 
 def test_grpo_trains_every_completion_token(tiny, tmp_path):
@@ -205,7 +206,9 @@ def test_resume_restores_the_controller_state(tiny, tmp_path):
 
 def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_baseline(tiny, tmp_path):
     """The last rollout of each group is the reference (env_mask 0, no hint); r − mean runs over all four."""
-    trainer = make_trainer(tiny, tmp_path, method="luffy", scale_rewards="none", imitation_coef=0.0)
+    # a limit above the longest trace (the limit counts forced tokens: a longer trace would be cut)
+    trainer = make_trainer(tiny, tmp_path, method="luffy", scale_rewards="none", imitation_coef=0.0,
+                           max_completion_length=160)
     rows, out = generation_batch(trainer)
     tok = trainer.processing_class
     real = out["completion_mask"].bool()
@@ -214,6 +217,7 @@ def test_luffy_groups_end_with_the_reference_trace_and_share_one_advantage_basel
         if row["kind"] == OFF_POLICY:
             problem = trainer.problems[row["problem_id"]]
             trace = tok.encode(reference_response(problem.steps, problem.answer), add_special_tokens=False)
+            assert len(trace) < 160
             assert out["completion_ids"][b][real[b]].tolist() == trace + [tok.eos_token_id]
             assert out["tool_mask"][b][real[b]].sum() == 0
         else:
@@ -272,7 +276,7 @@ def test_prefix_rft_prefixes_are_trained_through_trls_objective(tiny, tmp_path):
     real = out["completion_mask"].bool()
     for b, row in enumerate(rows):
         ref = Reference(trainer.problems[row["problem_id"]], "tokens", tok)
-        forced = tok.encode(response_prefix(ref.prefix(ref.units_for(0.95))), add_special_tokens=False)
+        forced = ref.hint_ids(ref.units_for(0.95))[:12]
         assert row["kind"] == (HINTED if b % 4 == 3 else ON_POLICY)
         assert out["hint_mask"][b].sum() == (len(forced) if row["kind"] == HINTED else 0)
         assert bool(out["tool_mask"][b][real[b]].all())  # prefix and continuation both under the policy gradient

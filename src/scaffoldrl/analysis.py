@@ -25,7 +25,7 @@ from .benchmarks import load_benchmark, read_benchmark_file, subset
 from .evaluate import Protocol, level_key, make_task, open_run, run_tasks, summarize_rows
 from .generation import Backend
 from .prompts import with_knowledge, with_plan
-from .records import Problem
+from .records import InputError, Problem
 
 CONDITIONS = ("plain", "plan", "knowledge", "chain")
 
@@ -50,11 +50,11 @@ def chain_question(problem: Problem, link: int, answers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def load_annotated(spec: str) -> tuple[str, list[Problem]]:
+def load_annotated(spec: str, skip_invalid: bool = False) -> tuple[str, list[Problem]]:
     """A benchmark name (``synth``, ``gsm8k_socratic``, ...), ``NAME=PATH``, or a file path (name: its stem)."""
     if "=" not in spec and Path(spec).exists():
-        return Path(spec).stem, read_benchmark_file(spec)
-    return load_benchmark(spec)
+        return Path(spec).stem, read_benchmark_file(spec, skip_invalid=skip_invalid)
+    return load_benchmark(spec, skip_invalid=skip_invalid)
 
 
 def _paired_delta(rows: Sequence[dict], plain: Sequence[dict], protocol: Protocol) -> dict:
@@ -85,21 +85,22 @@ def _deltas(rows: Sequence[dict], plain: Sequence[dict], protocol: Protocol) -> 
 
 def analyze(backend: Backend, model: str, data: str, protocol: Protocol, out: str | Path, *,
             conditions: Sequence[str] = CONDITIONS, limit: int | None = None, max_new_tokens: int | None = None,
-            batch_size: int = 64, grader=None, progress: bool = True) -> dict:
+            batch_size: int = 64, grader=None, progress: bool = True, skip_invalid: bool = False) -> dict:
     """Run the fine-grained analysis of ``backend`` on the annotated problems ``data``; resumable in ``out``.
 
     Writes ``analysis.json`` and the report (per-level table, plots) and
-    returns the result plus ``_run`` counts.
+    returns the result plus ``_run`` counts (bad rows skipped with ``skip_invalid`` included).
     """
     from .report import analysis_report
     from .verify import get_grader
 
     unknown = set(conditions) - set(CONDITIONS)
     if unknown:
-        raise ValueError(f"unknown condition(s) {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
+        raise InputError(f"unknown condition(s) {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
     grader = grader or get_grader()
     max_new_tokens = max_new_tokens or protocol.max_new_tokens
-    name, problems = load_annotated(data)
+    name, problems = load_annotated(data, skip_invalid=skip_invalid)
+    skipped = len(getattr(problems, "skipped", ()))
     problems = subset(problems, limit)
     n = protocol.sampling(name).n
     render = lambda question: backend.render(protocol.user_turn(question))  # noqa: E731
@@ -129,7 +130,7 @@ def analyze(backend: Backend, model: str, data: str, protocol: Protocol, out: st
         result["links"] = links
     Path(out, "analysis.json").write_text(json.dumps(result, indent=2) + "\n")
     analysis_report(result, out, title=f"Fine-grained analysis of {model} on {name} (protocol {protocol.name})")
-    return result | {"_run": {"generated": generated}}
+    return result | {"_run": {"generated": generated, "skipped": skipped}}
 
 
 def _chain_rows(saved: dict, name: str, chained: Sequence[Problem], n: int) -> tuple[list[dict], dict]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from . import domain
 from .extract import last_boxed
-from .records import Problem, RecordError, iter_rows, problem_from_dict, read_records
+from .records import InputError, Problem, RecordError, UnknownName, iter_rows, problem_from_dict, read_records
 from .sources import load_source
 from .steps import split_steps
 
@@ -81,7 +81,7 @@ def mapped_converter(fields: Mapping[str, str] | None = None, source: str = "") 
     fields = dict(fields or {})
     unknown = set(fields) - set(FIELDS)
     if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)} in the mapping; known: {', '.join(FIELDS)}")
+        raise InputError(f"unknown field(s) {sorted(unknown)} in the mapping; known: {', '.join(FIELDS)}")
 
     def convert(row, *, file, index) -> Problem:
         if not isinstance(row, Mapping):
@@ -141,21 +141,26 @@ def is_sparkle_preview(path: str | Path) -> bool:
     return isinstance(first, Mapping) and "problem ID" in first and "subproblem_question" in first
 
 
-def read_benchmark_file(path: str | Path, fields: Mapping[str, str] | None = None, name: str = "") -> list[Problem]:
-    """A user's benchmark file: the ``sparkle_preview`` schema, or any columns through ``fields``."""
+def read_benchmark_file(path: str | Path, fields: Mapping[str, str] | None = None, name: str = "",
+                        skip_invalid: bool = False) -> list[Problem]:
+    """A user's benchmark file: the ``sparkle_preview`` schema, or any columns through ``fields``.
+
+    With ``skip_invalid`` bad rows of the second kind are skipped and listed in the result's ``.skipped``.
+    """
     if is_sparkle_preview(path):
         return read_sparkle_preview(path)
-    return list(read_records(path, converter=mapped_converter(fields, name or Path(path).stem)))
+    return read_records(path, converter=mapped_converter(fields, name or Path(path).stem), skip_invalid=skip_invalid)
 
 
-def load_benchmark(spec: str, fields: Mapping[str, str] | None = None) -> tuple[str, list[Problem]]:
+def load_benchmark(spec: str, fields: Mapping[str, str] | None = None,
+                   skip_invalid: bool = False) -> tuple[str, list[Problem]]:
     """``(name, problems)`` for ``NAME`` (one of :data:`BENCHMARKS`) or ``NAME=PATH`` (a file)."""
     name, sep, path = spec.partition("=")
     name = name.strip()
     if sep:
-        return name, read_benchmark_file(path.strip(), fields, name)
+        return name, read_benchmark_file(path.strip(), fields, name, skip_invalid=skip_invalid)
     if name not in BENCHMARKS:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} (or NAME=PATH for a file)")
+        raise UnknownName(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} (or NAME=PATH for a file)")
     return name, list(BENCHMARKS[name]())
 
 

@@ -2,15 +2,57 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from .domain import HIDDEN_LEVELS, VALUES
+from .records import InputError
 
-app = typer.Typer(no_args_is_help=True, help="RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL.")
+FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""Errors opening a path the user named."""
+TRACEBACK_ENV = "SCAFFOLDRL_TRACEBACK"
+"""Set to 1 to get the traceback of an input error instead of its one line."""
+
+
+def user_error_line(error: BaseException) -> str:
+    """An input error as the one line the command line prints: file, row and field when it has them."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(str(error).split())
+
+
+class _UserErrors(TyperGroup):
+    """Every command's input errors (bad rows, files, settings) end as one line and exit code 1, no traceback.
+
+    One place for every command, sub-commands (``data``, ``export``) included: they run inside this
+    group's ``invoke``. Other exceptions are bugs and keep their traceback.
+    """
+
+    def invoke(self, ctx):
+        """Run the command; an :class:`~scaffoldrl.records.InputError` or a file error becomes one line."""
+        try:
+            return super().invoke(ctx)
+        except (InputError, *FILE_ERRORS) as e:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            typer.echo(f"Error: {user_error_line(e)}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=_UserErrors, no_args_is_help=True,
+                  help="RL of reasoning language models with hint scaffolding (SPARKLE, SEELE) on TRL.")
+_SKIP_INVALID = typer.Option(False, "--skip-invalid", help="Skip bad rows (counted) instead of stopping at the first.")
+
+
+def _echo_skipped(rows, what: str = "rows") -> None:
+    """Say how many bad rows a read skipped, and the first one's error."""
+    skipped = getattr(rows, "skipped", None)
+    if skipped:
+        typer.echo(f"skipped {len(skipped)} bad {what}; first: {skipped[0]}")
 
 
 @app.callback()
@@ -34,13 +76,25 @@ def grade(
     timeout_as_none: bool = typer.Option(False, help="Write correct=null (not false) for items past the deadline."),
     last_number: bool = typer.Option(False, help="Fall back to the last number when no answer is marked."),
     extraction: str = _EXTRACTION,
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Grade a file of completions against gold answers with the training grader."""
+    import json
+    import tempfile
+
+    from .records import read_rows
     from .verify import grade_file, shared_settings_grader
 
-    with shared_settings_grader(workers=workers, timeout=timeout, timeout_as_none=timeout_as_none,
-                                fallback_last_number=last_number, extraction=extraction) as grader:
-        summary = grade_file(input, output, completion_key, answer_key, grader=grader)
+    rows = read_rows(input, required=(completion_key, answer_key), skip_invalid=skip_invalid)
+    _echo_skipped(rows)
+    with tempfile.TemporaryDirectory() as tmp, shared_settings_grader(
+            workers=workers, timeout=timeout, timeout_as_none=timeout_as_none, fallback_last_number=last_number,
+            extraction=extraction) as grader:
+        source = input
+        if rows.skipped:  # grade the valid rows only
+            source = Path(tmp) / "valid.jsonl"
+            source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        summary = grade_file(source, output, completion_key, answer_key, grader=grader)
     typer.echo(f"graded {summary['rows']} rows -> {output}")
     typer.echo(f"accuracy {summary['accuracy']:.4f} ({summary['correct']}/{summary['rows']}); "
                f"no answer {summary['no_answer']}, timeouts {summary['timeout']}, errors {summary['error']}")
@@ -92,6 +146,7 @@ def data_augment(
     resplit: bool = typer.Option(True, help="Re-split solutions with fewer steps than needed (off for exact steps)."),
     tokenizer: str = typer.Option(None, help="Tokenizer path or name; needed to drop over-long rows."),
     max_prompt_tokens: int = typer.Option(1024, help="Prompt limit in tokens (SPARKLE: 1024)."),
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Write SPARKLE's stage-2 rows: each problem plain and with its first 1..K solution chunks in the prompt."""
     from collections import Counter
@@ -99,7 +154,8 @@ def data_augment(
     from .methods.sparkle import PSSConfig, SparklePSS
     from .records import read_records
 
-    problems = read_records(records)
+    problems = read_records(records, skip_invalid=skip_invalid)
+    _echo_skipped(problems)
     config = PSSConfig(levels=levels, hide_final_step=hide_final_step, resplit=resplit)
     _check_references(SparklePSS, problems, records)
     tok = _tokenizer(tokenizer)
@@ -122,6 +178,7 @@ def data_synth(
     world_seed: int = typer.Option(0, help="Which world of function tables (the domain's 'knowledge')."),
     world_values: int = typer.Option(VALUES, min=2, help="Size of the function tables (values 0..N-1): a guess is right 1 in N."),
     exclude: Path = typer.Option(None, exists=True, help="Records whose problems must not be repeated (e.g. a train split)."),
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Write embedded-domain problems with steps, plan, knowledge and subproblem chains."""
     from . import domain
@@ -131,7 +188,9 @@ def data_synth(
         wanted = tuple(int(x) for x in levels.split(","))
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated integers, got {levels!r}", param_hint="--levels") from None
-    seen = {p.problem for p in read_records(exclude)} if exclude else None
+    excluded = read_records(exclude, skip_invalid=skip_invalid) if exclude else None
+    _echo_skipped(excluded, "rows of --exclude")
+    seen = {p.problem for p in excluded} if exclude else None
     problems = domain.generate(n, wanted, seed=seed, world=domain.World(seed=world_seed, values=world_values),
                                split=split, exclude=seen)
     write_records(problems, out)
@@ -162,7 +221,7 @@ export_app = typer.Typer(help="Hand our data, rewards and benchmarks to the tool
 app.add_typer(export_app, name="export")
 
 
-def _records_or_benchmark(spec: str):
+def _records_or_benchmark(spec: str, skip_invalid: bool = False):
     """Problems from a records file, or a built-in benchmark by name (e.g. a validation set)."""
     from .benchmarks import BENCHMARKS, load_benchmark
     from .records import read_records
@@ -170,8 +229,10 @@ def _records_or_benchmark(spec: str):
     if not Path(spec).exists() and spec in BENCHMARKS:
         return spec, load_benchmark(spec)[1]
     if not Path(spec).exists():
-        raise typer.BadParameter(f"no file {spec!r} (nor a benchmark: {', '.join(BENCHMARKS)})", param_hint="--records")
-    return Path(spec).stem, list(read_records(spec))
+        raise InputError(f"--records: no file {spec!r} (nor a benchmark: {', '.join(BENCHMARKS)})")
+    problems = read_records(spec, skip_invalid=skip_invalid)
+    _echo_skipped(problems)
+    return Path(spec).stem, list(problems)
 
 
 @export_app.command("verl")
@@ -187,6 +248,7 @@ def export_verl(
     reward: str = typer.Option(None, help="binary, sparkle or sparkle_aug, written to extra_info (default: sparkle_aug for pss, else sparkle)."),
     data_source: str = typer.Option(None, help="The rows' data_source (default: the records' name)."),
     split: str = typer.Option("train", help="Split name: the file name and extra_info.split."),
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Write veRL Parquet rows with SPARKLE's prompt (and PSS hint levels), for custom_reward_function pkg://scaffoldrl.integrations.verl."""
     from .integrations.verl import METHODS, export_verl as run_export
@@ -194,7 +256,7 @@ def export_verl(
 
     if method not in METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(METHODS)}", param_hint="--method")
-    name, problems = _records_or_benchmark(records)
+    name, problems = _records_or_benchmark(records, skip_invalid)
     tok = _tokenizer(tokenizer)
     try:
         result = run_export(problems, out, method=method, tokenizer=tok, max_prompt_tokens=max_prompt_tokens,
@@ -241,15 +303,14 @@ def sft(
     epochs: float = typer.Option(2.0, min=0.01),
     learning_rate: float = typer.Option(2e-3, "--lr"),
     batch_size: int = typer.Option(32, min=1),
-    skip_invalid: bool = typer.Option(False, help="Skip bad rows (counted) instead of stopping at the first."),
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Supervised fine-tuning on reference solutions (response-only loss) with TRL's SFTTrainer."""
     from .records import read_records
     from .sft import SFTSettings, run_sft
 
     problems = read_records(data, skip_invalid=skip_invalid)
-    if problems.skipped:
-        typer.echo(f"skipped {len(problems.skipped)} bad rows; first: {problems.skipped[0]}")
+    _echo_skipped(problems)
     run_sft(model, problems, out, SFTSettings(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size))
     typer.echo(f"model saved to {out}")
 
@@ -291,16 +352,14 @@ def demo(
         chosen = dataclasses.replace(chosen, seeds=tuple(int(s) for s in seeds.split(",") if s.strip()))
     if lr is not None:
         chosen = dataclasses.replace(chosen, learning_rate=lr)
-    with _out_folder():
-        base = build_base(out, chosen.base, log=console.print)
+    base = build_base(out, chosen.base, log=console.print)
     console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_candidates,
                                      HIDDEN_LEVELS))
     if base_only:
         times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())
         console.print(f"stage times: {times}; results in {out}/base.json")
         return
-    with _out_folder():
-        result = run_demo(out, chosen, log=console.print)
+    result = run_demo(out, chosen, log=console.print)
     for renderable in demo_console(result):
         console.print(renderable)
     console.print(f"report: {out / 'report.md'}")
@@ -313,17 +372,6 @@ def _backend_options(model: str, backend: str, base_url: str | None, tokenizer: 
         return load_backend(model, backend, base_url, tokenizer, concurrency)
     except BackendUnavailable as e:
         raise typer.BadParameter(str(e), param_hint="--backend") from None
-
-
-@contextmanager
-def _out_folder():
-    """A resumable run folder made with other settings is a bad ``--out``, not a crash."""
-    from .runs import SettingsMismatch
-
-    try:
-        yield
-    except SettingsMismatch as e:
-        raise typer.BadParameter(str(e), param_hint="--out") from None
 
 
 _MODEL = typer.Option(..., "--model", "-m", help="Model folder (or the served model's name with --base-url).")
@@ -352,6 +400,7 @@ def eval_(
     batch_size: int = _BATCH,
     concurrency: int = _CONCURRENCY,
     extraction: str = _EXTRACTION,
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """Evaluate a model on benchmarks (avg@k, pass@k, maj@k with bootstrap intervals); resumable."""
     from .evaluate import Protocol, evaluate
@@ -362,16 +411,18 @@ def eval_(
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
     grader = shared_settings_grader(extraction=extraction)
     try:
-        with _out_folder():
-            summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()],
-                               Protocol.load(protocol), out, limit=limit,
-                               field_map=dict(f.split("=", 1) for f in field),
-                               max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               grader=grader)
+        summary = evaluate(generator, model, [b for b in benchmarks.split(",") if b.strip()],
+                           Protocol.load(protocol), out, limit=limit,
+                           field_map=dict(f.split("=", 1) for f in field),
+                           max_new_tokens=max_new_tokens, batch_size=batch_size, grader=grader,
+                           skip_invalid=skip_invalid)
     finally:
         generator.close()
         grader.close()
     run = summary.pop("_run")
+    for name, count in run["skipped"].items():
+        if count:
+            typer.echo(f"{name}: skipped {count} bad rows")
     typer.echo(f"{out}: generated {run['generated']} samples, reused {run['reused']} from earlier runs")
     for name, s in summary.items():
         lo, hi = s["ci"]["pass@1" if s["samples"] == 1 else f"avg@{s['samples']}"]
@@ -394,6 +445,7 @@ def analyze(
     max_new_tokens: int = _MAX_NEW,
     batch_size: int = _BATCH,
     concurrency: int = _CONCURRENCY,
+    skip_invalid: bool = _SKIP_INVALID,
 ):
     """SPARKLE's fine-grained analysis: accuracy with plans, knowledge and subproblem chains, per difficulty level."""
     from .analysis import analyze as run_analysis
@@ -401,12 +453,13 @@ def analyze(
 
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
     try:
-        with _out_folder():
-            result = run_analysis(generator, model, data, Protocol.load(protocol), out,
-                                  conditions=[c for c in conditions.split(",") if c.strip()], limit=limit,
-                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
+        result = run_analysis(generator, model, data, Protocol.load(protocol), out,
+                              conditions=[c for c in conditions.split(",") if c.strip()], limit=limit,
+                              max_new_tokens=max_new_tokens, batch_size=batch_size, skip_invalid=skip_invalid)
     finally:
         generator.close()
+    if result["_run"]["skipped"]:
+        typer.echo(f"skipped {result['_run']['skipped']} bad rows of {data}")
     typer.echo(f"{out}: generated {result['_run']['generated']} samples")
     for c, s in result["conditions"].items():
         d = result["deltas"].get(c)
@@ -425,9 +478,12 @@ def train(
     resume: str = typer.Option(None, help="Checkpoint folder to resume from (the method's state included)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config field: KEY=VALUE (YAML value); repeatable."),
     launch: bool = typer.Option(False, help="Rerun this command under `accelerate launch` with the recipe's config."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad rows (counted) of the recipe's records "
+                                                                     "file instead of stopping at the first."),
 ):
     """Train with a recipe: GRPO with hint scaffolding (grpo, sparkle_stage1, sparkle_stage2_aug, seele), a baseline
     (uft, luffy, prefix_rft) or SFT."""
+    import dataclasses
     import subprocess
     import sys
 
@@ -438,16 +494,13 @@ def train(
                        ("resume_from_checkpoint", resume)):
         if value is not None:
             overrides[key] = value
-    loaded = load_recipe(recipe, variant, overrides)
+    loaded = dataclasses.replace(load_recipe(recipe, variant, overrides), skip_invalid=skip_invalid)
     if launch:
         command = launch_command(loaded, [a for a in sys.argv[1:] if a != "--launch"])
         typer.echo(" ".join(command))
         raise typer.Exit(subprocess.call(command))
     typer.echo(f"recipe {loaded.name} ({loaded.variant}): {loaded.trainer} on {loaded.model}")
-    try:
-        out = run_recipe(loaded)
-    except FileNotFoundError as e:
-        raise typer.BadParameter(str(e), param_hint="--model") from None
+    out = run_recipe(loaded)
     typer.echo(f"model saved to {out}")
 
 
@@ -496,9 +549,8 @@ def data_mine(
         raise typer.BadParameter(str(e)) from None
     generator = _backend_options(model, backend, base_url, tokenizer, concurrency)
     try:
-        with _out_folder():
-            mined = mine_hard(generator, model, problems, out, chosen, max_correct=max_correct, records=hard,
-                              counts=counts, batch_size=batch_size)
+        mined = mine_hard(generator, model, problems, out, chosen, max_correct=max_correct, records=hard,
+                          counts=counts, batch_size=batch_size)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     finally:
@@ -564,11 +616,10 @@ def data_annotate(
     except BackendUnavailable as e:
         raise typer.BadParameter(str(e), param_hint="--base-url") from None
     try:
-        with _out_folder():
-            result = annotate(generator, problems, out, tasks, model=model, prompts=prompts, retries=retries,
-                              max_steps=max_steps, temperature=temperature, max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, records=output, keep_failed=keep_failed,
-                              retry_failed=retry_failed, where=str(records))
+        result = annotate(generator, problems, out, tasks, model=model, prompts=prompts, retries=retries,
+                          max_steps=max_steps, temperature=temperature, max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, records=output, keep_failed=keep_failed,
+                          retry_failed=retry_failed, where=str(records))
     except ValueError as e:  # records without steps for --task steps; a prompt without {problem}
         raise typer.BadParameter(str(e)) from None
     finally:

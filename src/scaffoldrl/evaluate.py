@@ -26,7 +26,7 @@ from .benchmarks import load_benchmark, subset
 from .generation import Backend, SamplingConfig, sample_seed
 from .progress import progress_bar
 from .prompts import sparkle_user_turn
-from .records import Problem
+from .records import InputError, Problem
 from .runs import check_settings
 
 PROTOCOLS = Path(str(resources.files("scaffoldrl") / "protocols"))
@@ -105,10 +105,14 @@ class Protocol:
         if not path.is_file():
             presets = sorted(p.stem for p in PROTOCOLS.glob("*.yaml"))
             raise FileNotFoundError(f"no protocol {str(name_or_path)!r}: a preset ({', '.join(presets)}) or a YAML file")
-        data = yaml.safe_load(path.read_text()) or {}
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown protocol field(s) {sorted(unknown)}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+        unknown = set(data) - {f.name for f in fields(cls)} if isinstance(data, dict) else set()
+        if not isinstance(data, dict) or unknown:
+            raise InputError(f"{path}: unknown protocol field(s) {sorted(unknown)}" if unknown
+                             else f"{path}: a protocol is a YAML mapping")
         return cls(**data)
 
 
@@ -278,19 +282,21 @@ def open_run(out: str | Path, model: str, protocol: Protocol, max_new_tokens: in
 
 def evaluate(backend: Backend, model: str, benchmarks: Sequence[str], protocol: Protocol, out: str | Path, *,
              limit: int | None = None, field_map: dict[str, str] | None = None, max_new_tokens: int | None = None,
-             batch_size: int = 64, grader=None, progress: bool = True) -> dict:
+             batch_size: int = 64, grader=None, progress: bool = True, skip_invalid: bool = False) -> dict:
     """Evaluate ``backend`` on ``benchmarks`` under ``protocol``; resumes from ``out/samples.jsonl``.
 
     Writes ``summary.json`` (``{benchmark: {metric: value, ...}}``) and the
     report; returns the summary plus ``_run`` counts (samples generated now
-    and reused from earlier runs).
+    and reused from earlier runs, and the bad rows of benchmark files skipped
+    with ``skip_invalid``).
     """
     from .report import eval_report
     from .verify import get_grader
 
     grader = grader or get_grader()
     max_new_tokens = max_new_tokens or protocol.max_new_tokens
-    loaded = [load_benchmark(spec, field_map) for spec in benchmarks]
+    loaded = [load_benchmark(spec, field_map, skip_invalid=skip_invalid) for spec in benchmarks]
+    skipped = {name: len(getattr(problems, "skipped", ())) for name, problems in loaded}
     tasks: dict[str, list[Task]] = {}
     for name, problems in loaded:
         n = protocol.sampling(name).n
@@ -305,4 +311,4 @@ def evaluate(backend: Backend, model: str, benchmarks: Sequence[str], protocol: 
     summary = {name: summarize_rows(rows[name], protocol.sampling(name), protocol) for name in tasks}
     Path(out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     eval_report(summary, out, title=f"{model} — protocol {protocol.name}")
-    return summary | {"_run": {"generated": generated, "reused": reused}}
+    return summary | {"_run": {"generated": generated, "reused": reused, "skipped": skipped}}

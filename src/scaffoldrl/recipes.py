@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from importlib import resources
 
 import yaml
 
-from .records import Problem
+from .records import InputError, Problem
 
 
 class _Loader(yaml.SafeLoader):
@@ -43,6 +44,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\
 
 TRAINERS = ("grpo", "sft")
 CONFIGS = Path(str(resources.files("scaffoldrl") / "configs"))
+logger = logging.getLogger(__name__)
 RECIPE_DIR = CONFIGS / "recipes"
 ACCELERATE_DIR = CONFIGS / "accelerate"
 
@@ -68,13 +70,19 @@ class Recipe:
     rewards: list[str] = field(default_factory=list)
     accelerate: str | None = None
     description: str = ""
+    skip_invalid: bool = False
+    """Skip (and count) bad rows of a ``records`` file instead of stopping at the first."""
 
     def problems(self) -> list[Problem]:
-        """The training problems the recipe's ``data`` names."""
+        """The training problems the recipe's ``data`` names (bad rows skipped and counted with ``skip_invalid``)."""
         if "records" in self.data:
             from .records import read_records
 
-            return list(read_records(self.data["records"]))
+            problems = read_records(self.data["records"], skip_invalid=self.skip_invalid)
+            if problems.skipped:
+                logger.warning("skipped %d bad rows of %s; first: %s", len(problems.skipped), self.data["records"],
+                               problems.skipped[0])
+            return problems
         from . import domain
 
         spec = self.data["domain"]
@@ -104,8 +112,11 @@ class Recipe:
             from .trainer import ScaffoldConfig as cls
         unknown = set(self.config) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"recipe {self.name}/{self.variant}: unknown {cls.__name__} fields {sorted(unknown)}")
-        return cls(**self.config)
+            raise InputError(f"recipe {self.name}/{self.variant}: unknown {cls.__name__} fields {sorted(unknown)}")
+        try:
+            return cls(**self.config)
+        except (ValueError, TypeError) as e:  # a value that TRL's or our config checks refuse
+            raise InputError(f"recipe {self.name}/{self.variant}: {' '.join(str(e).split())}") from e
 
 
 def recipe_names() -> list[str]:
@@ -150,10 +161,15 @@ def check_model(model: str) -> None:
 def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a recipe file, pick ``variant`` and apply ``overrides`` (config fields, or model/data/...)."""
     path = resolve_path(recipe)
-    raw = yaml.load(path.read_text(), Loader=_Loader)
+    try:
+        raw = yaml.load(path.read_text(), Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a recipe is a YAML mapping")
     variants = raw.pop("variants", {}) or {}
     if variant not in variants:
-        raise ValueError(f"{path}: no variant {variant!r} (has {sorted(variants)})")
+        raise InputError(f"{path}: no variant {variant!r} (has {sorted(variants)})")
     merged = _merge(raw, variants[variant])
     overrides = dict(overrides or {})
     for key in ("model", "data", "accelerate"):
@@ -161,7 +177,7 @@ def load_recipe(recipe: str | Path, variant: str = "tiny", overrides: dict[str, 
             merged[key] = overrides.pop(key)
     merged["config"] = {**merged.get("config", {}), **overrides}
     if merged.get("trainer", "grpo") not in TRAINERS:
-        raise ValueError(f"{path}: trainer must be one of {TRAINERS}")
+        raise InputError(f"{path}: trainer must be one of {TRAINERS}")
     merged["config"].setdefault("output_dir", f"runs/{merged.get('name', path.stem)}-{variant}")
     return Recipe(name=merged.get("name", path.stem), variant=variant, trainer=merged.get("trainer", "grpo"),
                   model=str(merged["model"]), data=merged["data"], config=merged["config"],
@@ -199,7 +215,7 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
     rewards = reward_functions()
     unknown = set(recipe.rewards) - set(rewards)
     if unknown:
-        raise ValueError(f"recipe {recipe.name}: unknown rewards {sorted(unknown)} (known: {sorted(rewards)})")
+        raise InputError(f"recipe {recipe.name}: unknown rewards {sorted(unknown)} (known: {sorted(rewards)})")
     trainer = ScaffoldTrainer(model, config, problems, AutoTokenizer.from_pretrained(model),
                               reward_funcs=[rewards[name] for name in recipe.rewards] or None)
     if callbacks:
@@ -222,7 +238,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+            raise InputError(f"--set: expected KEY=VALUE, got {pair!r}")
         out[key.strip()] = yaml.load(value, Loader=_Loader)
     return out
 
@@ -232,6 +248,6 @@ def launch_command(recipe: Recipe, argv: list[str]) -> list[str]:
     import sys
 
     if not recipe.accelerate:
-        raise ValueError(f"recipe {recipe.name}/{recipe.variant} names no accelerate config")
+        raise InputError(f"recipe {recipe.name}/{recipe.variant} names no accelerate config")
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(resolve_accelerate(recipe.accelerate)),
             "-m", "scaffoldrl", *argv]

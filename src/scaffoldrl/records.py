@@ -5,11 +5,13 @@ reference solution as steps (hints are prefixes of it), and SPARKLE's
 annotations (plan, knowledge, subproblem chain) for the fine-grained analysis.
 Files are JSONL, Parquet, or a Hugging Face dataset saved with
 ``save_to_disk``. Bad rows raise :class:`RecordError` naming file, row and
-field, or are skipped and counted when the caller asks for it explicitly.
+field, or are skipped and counted when the caller asks for it explicitly. A
+row without an ``id`` gets a stable one, a short hash of its problem text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -58,7 +60,20 @@ class Problem:
         return d
 
 
-class RecordError(ValueError):
+class InputError(ValueError):
+    """Input a user can fix (a file, a row, a setting); the message says which and why, in one line.
+
+    The command line prints such errors as one line and exits non-zero, without a traceback.
+    """
+
+
+class UnknownName(InputError, KeyError):
+    """A name that is not one of the known ones (a benchmark, a source); the message lists those."""
+
+    __str__ = Exception.__str__  # the message, not KeyError's quoted repr
+
+
+class RecordError(InputError):
     """A row that cannot become a :class:`Problem`; says where and why."""
 
     def __init__(self, file: str | Path, row: int, field_name: str, message: str):
@@ -67,7 +82,7 @@ class RecordError(ValueError):
 
 
 class RecordList(list):
-    """A list of problems that remembers the rows skipped while reading it."""
+    """A list of problems (or raw rows) that remembers the rows skipped while reading it."""
 
     def __init__(self, items: Iterable[Problem] = (), skipped: list[RecordError] | None = None):
         super().__init__(items)
@@ -88,12 +103,20 @@ def _text(value: Any, *, name: str, where: tuple, allow_empty: bool = False) -> 
     return value
 
 
+def stable_id(problem: str) -> str:
+    """The id of a record that has none: a short hash of its problem text, the same in every run and file order."""
+    return "id-" + hashlib.sha1(problem.encode("utf-8")).hexdigest()[:12]
+
+
 def problem_from_dict(row: Mapping[str, Any], *, file: str | Path = "<dict>", index: int = 0) -> Problem:
-    """Validate one row in scaffoldrl's own schema and build a :class:`Problem`."""
+    """Validate one row in scaffoldrl's own schema and build a :class:`Problem`.
+
+    A row without an ``id`` gets :func:`stable_id` of its problem text.
+    """
     where = (file, index)
     if not isinstance(row, Mapping):
         raise RecordError(file, index, "<row>", f"expected an object, got {type(row).__name__}")
-    for name in ("id", "problem", "answer"):
+    for name in ("problem", "answer"):
         if row.get(name) is None:
             raise RecordError(*where, name, "is missing")
     steps = row.get("steps") or []
@@ -122,9 +145,10 @@ def problem_from_dict(row: Mapping[str, Any], *, file: str | Path = "<dict>", in
     for name in ("plan", "knowledge"):
         if row.get(name) is not None:
             optional[name] = _text(row[name], name=name, where=where, allow_empty=True)
+    problem = _text(row["problem"], name="problem", where=where)
     return Problem(
-        id=_text(row["id"], name="id", where=where),
-        problem=_text(row["problem"], name="problem", where=where),
+        id=stable_id(problem) if row.get("id") is None else _text(row["id"], name="id", where=where),
+        problem=problem,
         answer=_text(row["answer"], name="answer", where=where),
         steps=[_text(s, name=f"steps[{j}]", where=where) for j, s in enumerate(steps)],
         subproblems=subs,
@@ -151,21 +175,31 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, Any]]:
         yield from enumerate(pq.read_table(path).to_pylist(), start=0)
     elif path.suffix == ".json":
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            try:
+                data = json.load(f)
+            except UnicodeDecodeError:
+                raise RecordError(path, 0, "<text>", "not UTF-8 text") from None
+            except json.JSONDecodeError as e:
+                raise RecordError(path, 0, "<json>", f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
         if not isinstance(data, list):
             raise RecordError(path, 0, "<file>", "a .json file must hold a list of rows")
         yield from enumerate(data, start=0)
     elif path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
                 try:
+                    line.encode("utf-8")
+                except UnicodeEncodeError:
+                    yield n, RecordError(path, n, "<text>", "not UTF-8 text")
+                    continue
+                try:
                     yield n, json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield n, RecordError(path, n, "<json>", f"not valid JSON: {e.msg}")
+                    yield n, RecordError(path, n, "<json>", f"not valid JSON: {e.msg} (column {e.colno})")
     else:
-        raise ValueError(f"{path}: unknown format (expected .jsonl, .json, .parquet or a dataset folder)")
+        raise InputError(f"{path}: unknown format (expected .jsonl, .json, .parquet or a dataset folder)")
 
 
 def read_records(path: str | Path, *, skip_invalid: bool = False, converter=None) -> RecordList:
@@ -181,6 +215,32 @@ def read_records(path: str | Path, *, skip_invalid: bool = False, converter=None
             if isinstance(row, RecordError):
                 raise row
             out.append(converter(row, file=path, index=index))
+        except RecordError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(e)
+    return RecordList(out, skipped)
+
+
+def read_rows(path: str | Path, *, required: Iterable[str] = (), skip_invalid: bool = False) -> RecordList:
+    """The raw rows (objects) of a JSONL, JSON, Parquet or dataset file, each holding the columns ``required``.
+
+    A row that is not valid JSON, not an object, or lacks a required column
+    raises :class:`RecordError` (file, row, field), or with ``skip_invalid`` is
+    skipped and listed in ``.skipped``.
+    """
+    required = tuple(required)
+    out, skipped = [], []
+    for index, row in iter_rows(path):
+        try:
+            if isinstance(row, RecordError):
+                raise row
+            if not isinstance(row, Mapping):
+                raise RecordError(path, index, "<row>", f"expected an object, got {type(row).__name__}")
+            for name in required:
+                if name not in row:
+                    raise RecordError(path, index, name, "is missing")
+            out.append(row)
         except RecordError as e:
             if not skip_invalid:
                 raise
@@ -210,7 +270,7 @@ def write_records(records: Iterable[Problem], path: str | Path) -> Path:
 
         datasets.Dataset(pa.Table.from_pylist(rows, schema=_arrow_schema())).save_to_disk(str(path))
     else:
-        raise ValueError(f"{path}: unknown format (use .jsonl, .parquet, or a folder name without suffix)")
+        raise InputError(f"{path}: unknown format (use .jsonl, .parquet, or a folder name without suffix)")
     return path
 
 

@@ -10,8 +10,10 @@ import json
 import time
 from pathlib import Path
 
+from .records import InputError
 
-class SettingsMismatch(ValueError):
+
+class SettingsMismatch(InputError):
     """A run folder holds results made with other settings."""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .extract import last_boxed
-from .records import Problem, RecordError, RecordList, Subproblem, read_records
+from .records import Problem, RecordError, RecordList, Subproblem, UnknownName, read_records
 from .steps import split_steps
 
 VENDOR = Path(str(resources.files("scaffoldrl") / "vendor"))
@@ -129,6 +129,6 @@ SOURCES: dict[str, tuple[str, Callable[..., Problem]]] = {
 def load_source(name: str, *, skip_invalid: bool = False) -> RecordList:
     """Load a vendored dataset by name (see ``SOURCES``)."""
     if name not in SOURCES:
-        raise KeyError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
+        raise UnknownName(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
     rel, convert = SOURCES[name]
     return read_records(VENDOR / rel, skip_invalid=skip_invalid, converter=convert)

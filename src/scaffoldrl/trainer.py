@@ -44,10 +44,9 @@ import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
-from .hints import HINTED, KINDS, OFF_POLICY, UNITS, Reference, RolloutPlan, response_prefix
+from .hints import HINTED, KINDS, OFF_POLICY, UNITS, Reference, RolloutPlan, fit_budget
 from .methods import LossContext, Method, check_references, get_method
 from .methods.base import REDUCED_LOSS_TYPES
-from .prompts import reference_response
 from .records import Problem
 from .rewards import correctness_reward
 from .verify import get_grader
@@ -61,6 +60,12 @@ METHOD_STATE = "hint_method.json"  # written into every checkpoint folder
 class ScaffoldConfig(GRPOConfig):
     """TRL's ``GRPOConfig`` plus hint scaffolding. The group size is TRL's ``num_generations`` (m·n)."""
 
+    max_completion_length: int | None = field(default=512, metadata={
+        "help": "Response limit in tokens, forced hint tokens included (as SEELE's 2048): a hinted rollout "
+                "generates at most max_completion_length - len(hint) tokens, so hinted and plain rollouts have "
+                "the same total budget. A hint (or LUFFY trace) longer than the limit is cut to it and nothing is "
+                "generated after it (logged as rollout/forced_cut_frac). Generation still runs to the full limit "
+                "and the continuation is truncated afterwards, so a hinted rollout's discarded tokens cost time."})
     method: str = field(default="grpo", metadata={
         "help": "The method (scaffoldrl.methods): 'grpo' (no hints), 'pss' (SPARKLE's prompt-side levels 0..K, "
                 "each its own row and group), 'seele' (response-prefix hints at an adaptive per-question rate), "
@@ -205,14 +210,18 @@ class ScaffoldTrainer(GRPOTrainer):
             for j, row in enumerate(heads):
                 ref = self._reference(row["problem_id"])
                 plans = self.method.plan(ref, step, r, n) if training else [ref.plan(0)] * n
-                batch += [_Rollout(j * group + r * n + k, j, plan, self._forced_ids(row["problem_id"], ref, plan))
+                batch += [_Rollout(j * group + r * n + k, j, plan, ref.forced_ids(plan))
                           for k, plan in enumerate(plans)]
-            sampled = [b for b in batch if b.plan.kind != OFF_POLICY]
+            # the response limit counts forced tokens: a rollout whose hint fills it is not sampled
+            sampled = [b for b in batch if b.plan.kind != OFF_POLICY and not self._over_budget(b.forced)]
             generated, logprobs = self._sample([list(prompt_ids[b.question]) + b.forced for b in sampled])
             continuation = {b.slot: (generated[i], logprobs[i] if logprobs else []) for i, b in enumerate(sampled)}
 
+            cut = 0
             for slot, j, plan, forced in batch:
                 ids, lps = continuation.get(slot, ([], []))
+                forced, ids, was_cut = fit_budget(forced, list(ids), self.max_completion_length)
+                lps, cut = list(lps)[: len(ids)], cut + was_cut
                 out["prompt_ids"][slot] = list(prompt_ids[j])
                 out["completion_ids"][slot] = forced + list(ids)
                 # vLLM's sampling log-probs; forced tokens were not sampled (None: TRL leaves them uncorrected)
@@ -225,6 +234,7 @@ class ScaffoldTrainer(GRPOTrainer):
             if training:
                 self._observe(heads, batch, out["completion_ids"])
             self._log_metric(f"rollout/round{r}_seconds", time.perf_counter() - started)
+            self._log_metric("rollout/forced_cut_frac", cut / max(1, len(batch)))
 
         if training:
             stats = self.method.end_step()
@@ -243,15 +253,9 @@ class ScaffoldTrainer(GRPOTrainer):
             self._references[problem_id] = Reference(self.problems[problem_id], self.args.hint_unit, self._tokenizer)
         return self._references[problem_id]
 
-    def _forced_ids(self, problem_id: str, ref: Reference, plan: RolloutPlan) -> list[int]:
-        """The tokens a rollout starts with: none, the hint as a response prefix, or the whole reference trace."""
-        encode = lambda text: self._tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-        if plan.kind == HINTED:
-            return encode(response_prefix(ref.prefix(plan.units)))
-        if plan.kind == OFF_POLICY:
-            problem = self.problems[problem_id]
-            return encode(reference_response(problem.steps, problem.answer)) + [self._tokenizer.eos_token_id]
-        return []
+    def _over_budget(self, forced: list[int]) -> bool:
+        """True when the forced tokens alone fill the response limit, so nothing is left to generate."""
+        return self.max_completion_length is not None and len(forced) >= self.max_completion_length
 
     def _sample(self, prompts: list[list[int]]) -> tuple[list[list[int]], list | None]:
         """Continue each prompt (hint included) with TRL's configured backend: HF generate, or vLLM server/colocate.
