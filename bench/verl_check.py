@@ -8,7 +8,7 @@ Run it in an environment that has veRL and scaffoldrl (veRL's pins conflict with
     /tmp/verl-venv/bin/pip install --no-deps -e .
     HF_HUB_OFFLINE=1 /tmp/verl-venv/bin/python bench/verl_check.py --tokenizer MODEL_FOLDER
 
-1. the README's stage-1 and stage-2 commands compose against veRL's own ``ppo_trainer`` config (Hydra
+1. the stage-1 and stage-2 commands of docs/integrations.md compose against veRL's own ``ppo_trainer`` config (Hydra
    rejects an unknown key), and the reward entry they name loads through veRL's ``get_custom_reward_fn``;
 2. veRL's ``RLHFDataset`` reads the exported Parquet, and its ``filter_overlong_prompts`` keeps exactly the rows
    our export keeps when given the same tokenizer and limit;
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def readme_overrides() -> tuple[list[str], list[str]]:
-    """The Hydra overrides of the README's stage-1 command and of its stage-2 changes."""
-    text = (ROOT / "README.md").read_text()
+def documented_overrides() -> tuple[list[str], list[str]]:
+    """The Hydra overrides of the stage-1 command in docs/integrations.md and of its stage-2 changes."""
+    text = (ROOT / "docs" / "integrations.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
     stage1 = next(b for b in blocks if "verl.trainer.main_ppo" in b)
     stage2 = blocks[blocks.index(stage1) + 1]
@@ -73,13 +73,13 @@ def main() -> int:
     from scaffoldrl.integrations.verl import export_verl
 
     print(f"veRL {verl.__version__}")
-    stage1, stage2 = readme_overrides()
+    stage1, stage2 = documented_overrides()
     config = compose(stage1)
     config2 = compose(stage1 + stage2)
-    print(f"1. README stage 1 ({len(stage1)} overrides) and stage 2 (+{len(stage2)}) compose; stage 2: "
+    print(f"1. docs/integrations.md stage 1 ({len(stage1)} overrides) and stage 2 (+{len(stage2)}) compose; stage 2: "
           f"kl_loss_coef {config2.actor_rollout_ref.actor.kl_loss_coef}, train_files {config2.data.train_files}")
     reward_fn = get_custom_reward_fn(config)
-    assert reward_fn is not None, "the README's reward entry was not picked up"
+    assert reward_fn is not None, "the reward entry of docs/integrations.md was not picked up"
     print(f"   get_custom_reward_fn -> {reward_fn.func.__name__}({reward_fn.args[0].__module__}.{reward_fn.args[0].__name__}, "
           f"reward_kwargs={reward_fn.args[1]})")
 
@@ -90,7 +90,7 @@ def main() -> int:
         data_config = config.data.copy()
         OmegaConf.set_struct(data_config, False)
         data_config.max_prompt_length = 10**6
-        assert data_config.filter_overlong_prompts, "the README should turn veRL's length filter on"
+        assert data_config.filter_overlong_prompts, "docs/integrations.md should turn veRL's length filter on"
         data_config.filter_overlong_prompts_workers = 1
         data_config.cache_dir = str(Path(tmp) / "cache")
         dataset = RLHFDataset(str(unchecked.path), tokenizer, data_config)

@@ -55,7 +55,7 @@ class BaseConfig:
     fact lines are mixed in, to complete recall; fewer passes made SFT learn the step lookup later."""
     sft_fact_repeats: int = 18
     """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
-    sft_conditions: float = 0.1
+    sft_conditions: float = 0.05
     """Share of the SFT problems that are also shown in each of SPARKLE's other forms: with their plan,
     with their knowledge, and as their subproblem chain (one row per link), so that the analysis of
     those conditions measures the model rather than an unseen prompt format."""
