@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import os
 import platform
 import shlex
@@ -52,7 +53,7 @@ def reuse_base(source: Path, out: Path) -> None:
     for part in ("data", "models/base"):
         shutil.copytree(source / part, out / part)
     (out / "stages").mkdir(parents=True, exist_ok=True)
-    for stage in ("data", "init", "pretrain", "sft", "hint_table"):
+    for stage in json.loads((source / "base.json").read_text())["stage_seconds"]:
         shutil.copy(source / "stages" / f"{stage}.json", out / "stages" / f"{stage}.json")
     print(f"reusing the base model of {source}")
 
@@ -134,8 +135,7 @@ def main() -> None:
     table += ["| " + " | ".join(r) + " |" for r in rows]
     table += ["| " + " | ".join(r + [""] * (len(header) - len(r))) + " |" for r in reference]
     total = sum(summary["stage_seconds"].values())
-    after_base = total - sum(summary["stage_seconds"].get(k, 0) for k in ("data", "init", "pretrain", "sft",
-                                                                          "hint_table"))
+    after_base = total - summary["base_seconds"]
     mining = summary["mining"]
     preset_info = summary["preset"]
     lines = [

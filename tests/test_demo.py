@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from dataclasses import asdict
 
@@ -41,10 +42,6 @@ def test_hint_table_has_every_level_and_hint(tiny_model_path):
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     """Base, stage 1, mining, four stage-2 methods, evaluation, analysis and report on a tiny preset; then resume."""
-    import json
-
-    import dataclasses
-
     from scaffoldrl.demo import preset, run_demo
 
     logs = []
@@ -113,3 +110,52 @@ def test_sft_sees_sparkles_plan_knowledge_and_chain_forms():
         link = question.count("\nQ") - 1
         assert response.startswith("<think>\n" + p.steps[link] + "\n</think>")
         assert f"\\boxed{{{p.subproblems[link].answer}}}" in response
+
+
+@pytest.mark.slow
+def test_a_run_with_the_shipped_settings_starts_from_the_shipped_base(tmp_path, monkeypatch):
+    """The shipped checkpoint replaces stages 2-4; the data and the hint table are made again and agree."""
+    import shutil
+
+    from scaffoldrl import base_model
+    from scaffoldrl.demo import preset
+
+    config = preset("smoke").base
+    built = build_base(tmp_path / "built", config, log=lambda *_: None)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in base_model.MODEL_FILES:
+        shutil.copy(tmp_path / "built" / "models" / "base" / name, shipped / name)
+    (shipped / "base.json").write_text(json.dumps(built))
+    monkeypatch.setattr(base_model, "SHIPPED", shipped)
+    logs = []
+    again = build_base(tmp_path / "copied", config, log=logs.append)
+    assert "[run] shipped_base" in logs and not any(s in " ".join(logs) for s in ("[run] sft", "[run] pretrain"))
+    assert again["hint_table"] == built["hint_table"]
+    other = dataclasses.replace(config, seed=1)  # other settings: no shipped base for them
+    assert base_model.shipped_base(other) is None
+    rebuilt = []
+    build_base(tmp_path / "rebuilt", config, log=rebuilt.append, rebuild=True)
+    assert "[run] sft" in rebuilt and "[run] shipped_base" not in rebuilt
+
+
+def test_the_shipped_base_matches_the_default_settings():
+    """A change of BaseConfig's defaults must ship a new base (bench/ship_base.py), or runs rebuild it."""
+    from scaffoldrl import base_model
+
+    if not (base_model.SHIPPED / "base.json").exists():
+        pytest.skip("no base model shipped")
+    assert base_model.shipped_base(BaseConfig()) is not None, "rebuild and ship: see bench/ship_base.py"
+    assert all((base_model.SHIPPED / name).exists() for name in base_model.MODEL_FILES)
+
+
+@pytest.mark.slow
+def test_the_shipped_base_gives_its_hint_table_on_a_fresh_run(tmp_path):
+    """What a fresh clone's `make demo` prints for the base, number for number."""
+    from scaffoldrl import base_model
+
+    shipped = base_model.shipped_base(BaseConfig())
+    if shipped is None:
+        pytest.skip("no base model shipped for the default settings")
+    result = build_base(tmp_path, log=lambda *_: None)
+    assert "shipped_base" in result["stage_seconds"] and result["hint_table"] == shipped["hint_table"]

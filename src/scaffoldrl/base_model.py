@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from . import domain, tinymodel
@@ -137,12 +138,35 @@ def fact_rows(lines: list[str], per_row: int) -> list[str]:
     return ["\n".join(lines[i:i + per_row]) for i in range(0, len(lines), per_row)]
 
 
-def build_base(out: str | Path, config: BaseConfig | None = None, log=print) -> dict:
-    """Stages 1-5: returns paths, the hint table and each stage's wall time."""
+SHIPPED = Path(str(resources.files("scaffoldrl") / "vendor" / "base"))
+"""The default base model as built by ``scaffoldrl demo --base-only --rebuild-base`` (``bench/ship_base.py``
+copies it here), with its ``base.json``: a run with the default settings starts from it instead of
+spending minutes on building it, and gets the same hint table."""
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+               "tokenizer_config.json", "chat_template.jinja")
+
+
+def shipped_base(config: BaseConfig) -> dict | None:
+    """The shipped base's ``base.json`` when it was built with exactly ``config``, else None."""
+    path = SHIPPED / "base.json"
+    if not path.exists():
+        return None
+    shipped = json.loads(path.read_text())
+    return shipped if shipped["config"] == json.loads(json.dumps(asdict(config))) else None
+
+
+def build_base(out: str | Path, config: BaseConfig | None = None, log=print, rebuild: bool = False) -> dict:
+    """Stages 1-5: returns paths, the hint table and each stage's wall time.
+
+    With the default settings the shipped base model is copied in place of
+    stages 2-4 (unless ``rebuild``); the data and the hint table are made as
+    always, so the table is measured, not copied.
+    """
     config = config or BaseConfig()
     out = Path(out)
     check_settings(out, "base_config.json", asdict(config))
     stages = Stages(out, log)
+    shipped = None if rebuild else shipped_base(config)
     world = config.world()
     data, models = out / "data", out / "models"
 
@@ -179,9 +203,19 @@ def build_base(out: str | Path, config: BaseConfig | None = None, log=print) -> 
     def make_table():
         return hint_table(models / "base", read_records(data / "test.jsonl"), config.max_new_tokens)
 
+    def copy_shipped():
+        import shutil
+
+        (models / "base").mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES:
+            shutil.copy(SHIPPED / name, models / "base" / name)
+        return {"model": str(models / "base"), "shipped": str(SHIPPED),
+                "built_in_seconds": shipped["stage_seconds"]}
+
+    build = (("shipped_base", copy_shipped),) if shipped else (
+        ("init", make_init), ("pretrain", make_pretrain), ("sft", make_sft))
     results = {name: stages.run(name, fn) for name, fn in
-               (("data", make_data), ("init", make_init), ("pretrain", make_pretrain), ("sft", make_sft),
-                ("hint_table", make_table))}
+               (("data", make_data), *build, ("hint_table", make_table))}
     summary = {"config": asdict(config), "base_model": str(models / "base"),
                "stage_seconds": {k: v["seconds"] for k, v in results.items()},
                "hint_table": results["hint_table"]["result"]}

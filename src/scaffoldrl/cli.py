@@ -323,6 +323,8 @@ def demo(
     seeds: str = typer.Option(None, help="Comma-separated stage-2 seeds instead of the preset's."),
     lr: float = typer.Option(None, help="Learning rate of every RL stage (default: each recipe's own)."),
     base_only: bool = typer.Option(False, help="Stop after the base model and its hint table."),
+    rebuild_base: bool = typer.Option(False, help="Build the base model from scratch (minutes) instead of starting "
+                                                  "from the shipped one, which the default settings use."),
     threads: int = typer.Option(None, min=1, help="Torch CPU threads (default: torch's; 1 is fastest on a shared machine)."),
 ):
     """The embedded pipeline on a CPU: base model, SPARKLE stage 1, hard problems, stage 2 (GRPO, PSS, SEELE, UFT)
@@ -352,14 +354,14 @@ def demo(
         chosen = dataclasses.replace(chosen, seeds=tuple(int(s) for s in seeds.split(",") if s.strip()))
     if lr is not None:
         chosen = dataclasses.replace(chosen, learning_rate=lr)
-    base = build_base(out, chosen.base, log=console.print)
+    base = build_base(out, chosen.base, log=console.print, rebuild=rebuild_base)
     console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_candidates,
                                      HIDDEN_LEVELS))
     if base_only:
         times = ", ".join(f"{k} {v:.0f}s" for k, v in base["stage_seconds"].items())
         console.print(f"stage times: {times}; results in {out}/base.json")
         return
-    result = run_demo(out, chosen, log=console.print)
+    result = run_demo(out, chosen, log=console.print, rebuild_base=rebuild_base)
     for renderable in demo_console(result):
         console.print(renderable)
     console.print(f"report: {out / 'report.md'}")

@@ -228,7 +228,8 @@ def _model_label(method: str, seed: int, seeds: tuple[int, ...]) -> str:
     return method if len(seeds) == 1 else f"{method}_seed{seed}"
 
 
-def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, progress: bool = True) -> dict:
+def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, progress: bool = True,
+             rebuild_base: bool = False) -> dict:
     """The whole demo: base model, stage 1, hard problems, stage 2 per method and seed, evaluation, analysis, report.
 
     Every step is a resumable stage under ``out`` (markers in ``out/stages``);
@@ -245,7 +246,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     # seeds may grow; base: checked by build_base
     check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base"))
     rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
-    base = build_base(out, p.base, log=log)
+    base = build_base(out, p.base, log=log, rebuild=rebuild_base)
     stages = Stages(out, log)
     data, models = out / "data", out / "models"
     world = p.base.world()
@@ -321,7 +322,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
                    for label in trained},
         "stage2": _stage2_summary(results, p), "stage1": _training_summary(results["stage1"]["result"]),
         "analysis": analyses,
-        "stage_seconds": _marker_seconds(out),
+        "stage_seconds": _marker_seconds(out), "base_seconds": sum(base["stage_seconds"].values()),
     }
     summary["wall_seconds_this_run"] = time.perf_counter() - started
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -408,9 +408,8 @@ def demo_console(summary: dict) -> list:
         stage2.add_row(method, str(first["rollouts"]), f"{sum(r['seconds'] for r in runs.values()) / len(runs):.0f}",
                        mean("zero_variance_frac"), mean("mean_accuracy"), mean("mean_target_gap"),
                        mean("mean_hint_rate"))
-    seconds = summary["stage_seconds"]
-    total = sum(seconds.values())
-    base = sum(seconds.get(k, 0) for k in ("data", "init", "pretrain", "sft", "hint_table"))
+    total = sum(summary["stage_seconds"].values())
+    base = summary["base_seconds"]
     closing = (f"stage times add up to {total:.0f}s (base model {base:.0f}s, the rest {total - base:.0f}s); "
                f"best stage 2: {summary['best_stage2']}")
     return [held_out, stage2, closing]
