@@ -11,9 +11,12 @@ Gold answers are given to every grader as ``\\boxed{gold}``.
 Our grader runs with ``--extraction`` (default: every rule, then math-verify's
 own extraction for completions with no marked answer; strict: tags and boxes).
 ``--profile`` splits the workers' time by what they were asked (answers or
-whole texts).
+whole texts). Our workers warm latex2sympy's parser before the clock starts
+(``Grader(warm_up=True)``, as a grader that idles between RL steps has done);
+``--cold`` measures them without it, as (a) runs. ``--skip-trl`` leaves (b) out.
 
 Run: python bench/verify_speed.py [--problems 500] [--gsm8k 125] [--mix mixed|reference] [--extraction default|strict]
+       [--cold] [--skip-trl] [--workers 1 2]
 """
 
 from __future__ import annotations
@@ -76,10 +79,12 @@ def trl_accuracy(pairs) -> list[float | None]:
     return accuracy_reward(completions, [f"\\boxed{{{g}}}" for _, g in pairs])
 
 
-def ours(pairs, workers: int, chunk: int = 256, extraction: str = "default"):
-    """Graded in chunks of ``chunk`` items, as successive RL steps would call it; workers warmed first."""
-    with Grader(workers=workers, extraction=extraction) as grader:
-        grader.grade_batch([(f"\\boxed{{x+{i}}}", f"{i}+x") for i in range(workers)])  # start workers off the clock
+def ours(pairs, workers: int, chunk: int = 256, extraction: str = "default", warm_up: bool = True):
+    """Graded in chunks of ``chunk`` items, as successive RL steps would call it; workers started
+    (and with ``warm_up`` warmed) first."""
+    with Grader(workers=workers, extraction=extraction, warm_up=warm_up) as grader:
+        grader.warm_up_now()  # start workers off the clock
+        grader.grade_batch([(f"\\boxed{{x+{i}}}", f"{i}+x") for i in range(workers)])
         grader.stats.clear()
         start = time.perf_counter()
         verdicts = [v for i in range(0, len(pairs), chunk) for v in grader.grade_batch(pairs[i : i + chunk])]
@@ -144,19 +149,23 @@ def main() -> None:
                         help="groups with wrong and unanswered completions, or all carrying the right answer")
     parser.add_argument("--extraction", choices=["default", "strict"], default="default")
     parser.add_argument("--profile", action="store_true", help="the workers' time per kind of request (1 worker)")
+    parser.add_argument("--cold", action="store_true", help="our workers without their warm-up")
+    parser.add_argument("--skip-trl", action="store_true", help="leave TRL's accuracy_reward out")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     pairs, formats = build_batch(args.problems, args.gsm8k, args.mix)
     print(f"batch ({args.mix}, extraction {args.extraction}): {len(pairs)} completions, mean {sum(len(c) for c, _ in pairs) / len(pairs):.0f} chars")
 
     reference, t_plain = timed(plain_math_verify, pairs)
-    trl, t_trl = timed(trl_accuracy, pairs)
     print(f"(a) math-verify loop      {len(pairs) / t_plain:8.1f} items/s  ({t_plain:.1f}s)")
-    print(f"(b) TRL accuracy_reward   {len(pairs) / t_trl:8.1f} items/s  ({t_trl:.1f}s)")
-    for workers in (1, 2):
+    if not args.skip_trl:
+        trl, t_trl = timed(trl_accuracy, pairs)
+        print(f"(b) TRL accuracy_reward   {len(pairs) / t_trl:8.1f} items/s  ({t_trl:.1f}s)")
+    for workers in args.workers:
         with WorkerClock() as clock:
-            verdicts, t, stats = ours(pairs, workers, extraction=args.extraction)
-        print(f"(c) ours, {workers} worker(s)     {len(pairs) / t:8.1f} items/s  ({t:.1f}s)  "
+            verdicts, t, stats = ours(pairs, workers, extraction=args.extraction, warm_up=not args.cold)
+        print(f"(c) ours, {workers} worker(s){' cold' if args.cold else ''}  {len(pairs) / t:8.1f} items/s  ({t:.1f}s)  "
               f"{t_plain / t:.1f}x (a); {stats}")
         if args.profile and workers == 1:
             print("    workers' wall time per request kind: " + ", ".join(
@@ -164,8 +173,9 @@ def main() -> None:
     differ = [(i, r, v) for i, (r, v) in enumerate(zip(reference, verdicts)) if bool(v.correct) != r]
     kinds = Counter(f"{formats[i]}: ours {v.correct} ({v.status}, {v.rule})" for i, _, v in differ)
     print(f"verdicts differing from (a): {len(differ)}  {dict(kinds)}")
-    trl_differ = sum((t == 1.0) != bool(v.correct) for t, v in zip(trl, verdicts))
-    print(f"verdicts differing from (b): {trl_differ} (None from TRL: {sum(t is None for t in trl)})")
+    if not args.skip_trl:
+        trl_differ = sum((t == 1.0) != bool(v.correct) for t, v in zip(trl, verdicts))
+        print(f"verdicts differing from (b): {trl_differ} (None from TRL: {sum(t is None for t in trl)})")
     print(f"verdicts differing from math-verify on our extracted answers: {disagreements_on_extracted(pairs, verdicts)}")
     same, same_differ = same_answer_disagreements(pairs, reference, verdicts)
     print(f"items where math-verify extracts the answer we graded: {same}; verdicts differing from (a) among them: {same_differ}")

@@ -69,6 +69,30 @@ def test_fast_path_matches_math_verify():
     assert fast_verdict("\\frac{2}{4}", "\\frac12") is None  # math-verify decides these
 
 
+def test_fraction_fast_path_matches_math_verify():
+    values = ["0", "2", "-1", "0.5", "-0.5", "0.3333333", "1,000", "\\frac{1}{2}", "\\dfrac{1}{2}", "\\tfrac{2}{4}",
+              "-\\frac{1}{2}", "\\frac{-1}{2}", "\\frac{4}{2}", "\\frac{1}{3}", "\\frac{2000}{2}", "\\frac{0}{7}",
+              "\\frac{1}{100000}", "0.00001"]
+    decided = [(g, p, fast_verdict(g, p)) for g in values for p in values if fast_verdict(g, p) is not None]
+    assert len(decided) > 250
+    for gold, pred, fast in decided:
+        reference = math_verify.verify(math_verify.parse(f"\\boxed{{{gold}}}", parsing_timeout=None),
+                                       math_verify.parse(f"\\boxed{{{pred}}}", parsing_timeout=None),
+                                       timeout_seconds=None)
+        assert fast == reference, (gold, pred)
+    assert fast_verdict("\\frac{1}{0}", "1") is None and fast_verdict("\\frac{1}{3}", "0.3333333") is None
+
+
+def test_warm_up_gives_the_same_verdicts():
+    pairs = [("so \\boxed{\\frac12}", "0.5"), ("The answer is $x+1$", "1+x"), ("we get $y=3$ then", "3"),
+             ("hence $\\sqrt{8}$", "2\\sqrt{2}"), ("<answer>(1, 2]</answer>", "(1,2]")]
+    with Grader(warm_up=True) as warm, Grader() as cold:
+        first = warm.grade_batch(pairs)  # asked while it warms up
+        warm.warm_up_now()
+        warm._cache.clear()  # graded again by the warm workers
+        assert first == warm.grade_batch(pairs[::-1])[::-1] == cold.grade_batch(pairs)
+
+
 def test_adversarial_batch_completes_within_deadlines():
     with Grader(workers=2, timeout=1.0) as g:
         start = time.perf_counter()

@@ -33,6 +33,7 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -73,25 +74,46 @@ def _plain_number(s: str) -> Decimal | None:
     return Decimal(s.replace(",", "")) if _PLAIN_NUMBER.fullmatch(s) else None
 
 
+_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
+
+
+def _fraction(s: str) -> Fraction | None:
+    """The value of ``\\frac{a}{b}`` (``\\dfrac``, ``\\tfrac``, signs before it or a), integers a and b > 0."""
+    m = _FRACTION.fullmatch(s)
+    if m is None or int(m.group(3)) == 0:
+        return None
+    return Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+
+
 def fast_verdict(gold: str, pred: str) -> bool | None:
     """math-verify's verdict where it is certain without parsing, else None.
 
     Equal strings are correct; two plain numbers are correct when equal, wrong
     when both are integers or differ by more than 1e-4 relative (math-verify's
-    float rounding only merges closer values). No LaTeX normalisation:
+    float rounding only merges closer values). A fraction of two integers
+    (``\\frac{3}{4}``) against a fraction or an integer is correct when the two are
+    equal and wrong otherwise (math-verify reads both as exact rationals); against a
+    decimal it is only ever found wrong, by the same 1e-4. No other LaTeX normalisation:
     math-verify's verdict can change with as little as a doubled space.
     """
     g, p = gold.strip(), pred.strip()
     if g and g == p:
         return True
     a, b = _plain_number(g), _plain_number(p)
-    if a is None or b is None:
+    if a is not None and b is not None:
+        if a == b:
+            return True
+        if "." not in g + p or abs(a - b) > Decimal("1e-4") * max(1, abs(a), abs(b)):
+            return False
         return None
-    if a == b:
-        return True
-    if "." not in g + p or abs(a - b) > Decimal("1e-4") * max(1, abs(a), abs(b)):
-        return False
-    return None
+    fa, fb = _fraction(g), _fraction(p)
+    if (fa is None and a is None) or (fb is None and b is None) or (fa is None and fb is None):
+        return None
+    x = fa if fa is not None else Fraction(a)
+    y = fb if fb is not None else Fraction(b)
+    if "." not in (g if fa is None else "") + (p if fb is None else ""):
+        return x == y
+    return False if abs(x - y) > Fraction(1, 10_000) * max(1, abs(x), abs(y)) else None
 
 
 # ---------------------------------------------------------------- worker processes
@@ -104,9 +126,9 @@ class WorkerDied(RuntimeError):
 class _Worker:
     """One math-verify process, spoken to in JSON lines; killed when an item overruns."""
 
-    def __init__(self, memory_mb: int):
+    def __init__(self, memory_mb: int, warm_up: bool = False):
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", str(WORKER_SCRIPT), str(memory_mb)],
+            [sys.executable, "-P", str(WORKER_SCRIPT), str(memory_mb), "warm" if warm_up else "cold"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self._ready = False
 
@@ -124,15 +146,24 @@ class _Worker:
             if chunk.endswith(b"\n"):
                 return b"".join(chunks)
 
-    def ask(self, gold: Target, pred: Target, timeout: float) -> dict | None:
-        """The worker's reply for one pair, or None when it missed the deadline."""
+    def _started(self) -> None:
         if not self._ready:
             if self._read_line(STARTUP_TIMEOUT) != b"ready\n":
                 raise RuntimeError("math-verify worker did not start; is math-verify installed?")
             self._ready = True
+
+    def ask(self, gold: Target, pred: Target, timeout: float) -> dict | None:
+        """The worker's reply for one pair, or None when it missed the deadline."""
+        self._started()
         self.proc.stdin.write(json.dumps({"gold": list(gold), "pred": list(pred)}).encode() + b"\n")
         line = self._read_line(timeout)
         return None if line is None else json.loads(line)
+
+    def finish_warm_up(self, timeout: float) -> bool:
+        """Wait until the worker has finished warming up; False if it did not within ``timeout``."""
+        self._started()
+        self.proc.stdin.write(b'{"warm": true}\n')
+        return self._read_line(timeout) is not None
 
     def kill(self) -> None:
         self.proc.kill()
@@ -144,8 +175,8 @@ class _Worker:
 class _Pool:
     """Workers lent to one caller at a time; a worker that overran or died is replaced."""
 
-    def __init__(self, size: int, memory_mb: int):
-        self.size, self.memory_mb = size, memory_mb
+    def __init__(self, size: int, memory_mb: int, warm_up: bool = False):
+        self.size, self.memory_mb, self.warm_up = size, memory_mb, warm_up
         self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -153,7 +184,7 @@ class _Pool:
             self._idle.put(None)  # started on first use
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self.memory_mb)
+        worker = _Worker(self.memory_mb, self.warm_up)
         with self._lock:
             self._all.add(worker)
         return worker
@@ -188,6 +219,17 @@ class _Pool:
         finally:
             self._idle.put(worker)
         return results
+
+    def finish_warm_up(self, timeout: float) -> None:
+        """Start every worker and wait until each has warmed up (a worker that does not is replaced)."""
+        workers = [self._checkout() for _ in range(self.size)]
+        try:
+            with ThreadPoolExecutor(self.size) as pool:
+                done = list(pool.map(lambda w: w.finish_warm_up(timeout), workers))
+            workers = [w if ok else self._retire(w) for w, ok in zip(workers, done)]
+        finally:
+            for worker in workers:
+                self._idle.put(worker)
 
     def close(self) -> None:
         """Stop every worker; later calls start fresh ones. Call it when no grading is in flight."""
@@ -249,18 +291,24 @@ class Grader:
     is ``default`` (every rule, then math-verify's own extraction) or ``strict`` (answer
     tags and boxes only); :meth:`grade_batch` may override it per call. ``stats``
     counts verdict statuses and where verdicts came from (cache, fast path, math-verify).
+
+    ``warm_up``: each worker warms latex2sympy's parser while it has nothing to grade (see
+    ``_grade_worker.py``; a request waits at most for the one warm-up parse in hand, and verdicts
+    are the same): about 20-30 s of one core per worker, after which a new LaTeX answer parses in
+    about half the time. Worth it where the grader idles between batches (RL steps); :meth:`warm_up_now`
+    waits for it.
     """
 
     def __init__(self, workers: int = 1, timeout: float = 5.0, timeout_as_none: bool = False,
                  fallback_last_number: bool = False, cache_size: int = 100_000, memory_mb: int = 4096,
-                 extraction: str = "default"):
+                 extraction: str = "default", warm_up: bool = False):
         if extraction not in EXTRACTIONS:
             raise ValueError(f"unknown extraction {extraction!r}; known: {', '.join(EXTRACTIONS)}")
         self.extraction = extraction
         self.workers, self.timeout, self.timeout_as_none = workers, timeout, timeout_as_none
         self.fallback_last_number, self.cache_size = fallback_last_number, cache_size
         self.stats: Counter[str] = Counter()
-        self._pool = _Pool(workers, memory_mb)
+        self._pool = _Pool(workers, memory_mb, warm_up)
         self._cache: OrderedDict[tuple[Target, Target], tuple] = OrderedDict()
         self._lock = threading.Lock()
         weakref.finalize(self, self._pool.close)
@@ -338,6 +386,10 @@ class Grader:
             self.stats["cache_hits"] += repeats
         advance(items + repeats)
 
+    def warm_up_now(self, timeout: float = 600.0) -> None:
+        """Start the workers and wait until they have warmed up (at once without ``warm_up``)."""
+        self._pool.finish_warm_up(timeout)
+
     def close(self) -> None:
         """Stop the worker processes (restarted if the grader is used again)."""
         self._pool.close()
@@ -375,7 +427,8 @@ def get_grader() -> Grader:
     """The process-wide grader the reward functions use, created on first use.
 
     ``SCAFFOLDRL_GRADER_WORKERS`` sets its worker count (default 1) and
-    ``SCAFFOLDRL_GRADER_EXTRACTION`` its extraction (``default`` or ``strict``);
+    ``SCAFFOLDRL_GRADER_EXTRACTION`` its extraction (``default`` or ``strict``) and
+    ``SCAFFOLDRL_GRADER_WARM_UP=1`` switches on its idle-time warm-up;
     :func:`set_grader` installs another one.
     """
     global _shared
@@ -388,7 +441,8 @@ def get_grader() -> Grader:
 def shared_settings_grader(**overrides) -> Grader:
     """A grader with the shared grader's settings from the environment (see :func:`get_grader`), and ``overrides``."""
     settings = {"workers": int(os.environ.get("SCAFFOLDRL_GRADER_WORKERS", "1")),
-                "extraction": os.environ.get("SCAFFOLDRL_GRADER_EXTRACTION") or "default"}
+                "extraction": os.environ.get("SCAFFOLDRL_GRADER_EXTRACTION") or "default",
+                "warm_up": os.environ.get("SCAFFOLDRL_GRADER_WARM_UP", "0") not in ("", "0")}
     return Grader(**(settings | {k: v for k, v in overrides.items() if v is not None}))
 
 
