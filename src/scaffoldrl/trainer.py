@@ -214,7 +214,8 @@ class ScaffoldTrainer(GRPOTrainer):
                           for k, plan in enumerate(plans)]
             # the response limit counts forced tokens: a rollout whose hint fills it is not sampled
             sampled = [b for b in batch if b.plan.kind != OFF_POLICY and not self._over_budget(b.forced)]
-            generated, logprobs = self._sample([list(prompt_ids[b.question]) + b.forced for b in sampled])
+            generated, logprobs = self._sample([list(prompt_ids[b.question]) + b.forced for b in sampled],
+                                               filler=list(prompt_ids[0]))
             continuation = {b.slot: (generated[i], logprobs[i] if logprobs else []) for i, b in enumerate(sampled)}
 
             cut = 0
@@ -257,19 +258,33 @@ class ScaffoldTrainer(GRPOTrainer):
         """True when the forced tokens alone fill the response limit, so nothing is left to generate."""
         return self.max_completion_length is not None and len(forced) >= self.max_completion_length
 
-    def _sample(self, prompts: list[list[int]]) -> tuple[list[list[int]], list | None]:
+    def _sample(self, prompts: list[list[int]], filler: list[int]) -> tuple[list[list[int]], list | None]:
         """Continue each prompt (hint included) with TRL's configured backend: HF generate, or vLLM server/colocate.
 
         vLLM's server mode samples each distinct prompt once with ``n`` copies,
-        so consecutive identical prompts are passed as runs of equal length.
+        so consecutive identical prompts are passed as runs of equal length
+        (``n``, the same on every process).
+
+        With several processes, every process passes the backend equally many
+        prompts in every round, padded with copies of ``filler`` (any prompt of
+        this process) that are generated and dropped: TRL's vLLM server mode
+        (and colocated tensor-parallel vLLM) gathers the prompts of all
+        processes and hands process i the completions at ``i·len(prompts)``,
+        and weight syncs and ZeRO-3/FSDP weight gathers are collectives that
+        every process must enter, also one whose hints all filled the budget.
         """
-        if not prompts and not self.use_vllm:
-            return [], None
-        run = _run_length(prompts)
+        local = len(prompts)
+        run = _run_length(prompts) if prompts else 0
         if self.accelerator.num_processes > 1:
-            runs = self.accelerator.gather(torch.tensor([run], device=self.accelerator.device)).tolist()
-            run = math.gcd(*runs)
-        return self._generate_single_turn(prompts, None, {}, run)
+            sizes = self.accelerator.gather(torch.tensor([local, run], device=self.accelerator.device)).view(-1, 2)
+            width = int(sizes[:, 0].max())
+            run = math.gcd(*sizes[:, 1].tolist())  # gcd(0, r) = r: a process with nothing to sample sets no run
+            # each process's count is a multiple of its run, so of the gcd: the padding is whole runs too
+            prompts = prompts + [list(filler)] * (width - local)
+        if not prompts:  # nothing to sample on any process
+            return [], None
+        completions, logprobs = self._generate_single_turn(prompts, None, {}, max(1, run))
+        return completions[:local], None if logprobs is None else logprobs[:local]
 
     def _observe(self, heads: list[dict], batch: list[_Rollout], completion_ids: list) -> None:
         """Grade one round and tell the method each question's accuracy at the rate it got.
