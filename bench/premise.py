@@ -33,7 +33,7 @@ from scaffoldrl.generation import SamplingConfig, generate, sample_seed
 from scaffoldrl.hints import response_prefix
 from scaffoldrl.methods.seele import AdaptiveConfig, fit_three_pl
 from scaffoldrl.metrics import bootstrap_ci
-from scaffoldrl.prompts import sparkle_prompt
+from scaffoldrl.prompts import THINK_OPEN, sparkle_prompt
 from scaffoldrl.records import read_records
 from scaffoldrl.verify import get_grader
 
@@ -41,9 +41,12 @@ FRACTIONS = (("0", 0.0), ("1/4", 0.25), ("1/2", 0.5), ("3/4", 0.75), ("all but l
 INVERSE = re.compile(r"such that (\w+)\(\w\) = (?:\w = )?(\d+) so")
 
 
-def forced(problem, k: int) -> str:
-    """The first k reference steps as a forced response prefix, ending with the step separator."""
-    return response_prefix("\n".join(problem.steps[:k]) + "\n") if k else ""
+def forced(problem, k: int, open_think: bool = False) -> str:
+    """The first k reference steps as a forced response prefix, ending with the step separator; with no step,
+    nothing, or the opened ``<think>`` alone (``open_think``: the next line written is then the first step)."""
+    if k:
+        return response_prefix("\n".join(problem.steps[:k]) + "\n")
+    return THINK_OPEN if open_think else ""
 
 
 def steps_for(problem, fraction: float | None) -> int:
@@ -68,6 +71,7 @@ def main() -> None:
     parser.add_argument("--mine-temperature", type=float, default=0.6)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sections", default="1,2,3,4", help="which of the four measurements to run (3 needs 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     test = Path(args.test) if args.test else Path(args.model).parents[1] / "data" / "test.jsonl"
@@ -80,10 +84,11 @@ def main() -> None:
     n = args.samples
     print(f"model {args.model}; {len(problems)} held-out problems ({test}); {n} samples at T = {args.temperature}")
 
+    sections = {int(x) for x in args.sections.split(",")}
     # 1. accuracy per level and hint fraction
     table: dict[int, dict[str, tuple]] = defaultdict(dict)
     curve_points: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for name, fraction in FRACTIONS:
+    for name, fraction in FRACTIONS if 1 in sections else ():
         ks = [steps_for(p, fraction) for p in problems]
         prefixes = [forced(p, k) for p, k in zip(problems, ks)]
         outs = sample(model, tok, problems, prefixes, n, args.temperature, args.max_new_tokens, f"premise-{name}")
@@ -94,7 +99,40 @@ def main() -> None:
             rate = statistics.fmean(ks[i] / len(problems[i].steps) for i in idx)
             table[level][name] = (statistics.fmean(per_problem), bootstrap_ci(per_problem, resamples=500, seed=0))
             curve_points[level].append((rate, statistics.fmean(per_problem)))
-    print(f"\n1. accuracy (%) by level and forced reference steps, {n} samples at T = {args.temperature} "
+    if 1 in sections:
+        print_table(table, levels, n, args.temperature)
+
+    # 2. one step at a time, everything before it given
+    if 2 in sections:
+        step_success(model, tok, problems, world, n, args.temperature)
+
+    # 3. SEELE's 3PL curve per hard level
+    if 1 in sections and 3 in sections:
+        print("\n3. 3PL fit of accuracy against the hint rate (no anchors), per level: k, mu, b and residuals")
+        for level in (lv for lv in levels if lv >= 3):
+            rates, accs = zip(*curve_points[level])
+            curve = fit_three_pl(rates, accs, AdaptiveConfig(anchors=False))
+            residuals = [a - float(curve(r)) for r, a in zip(rates, accs)]
+            print(f"   L{level}: k {curve.k:.2f}, mu {curve.mu:.2f}, b {curve.b:.3f}; points "
+                  + ", ".join(f"({r:.2f}, {a:.3f})" for r, a in zip(rates, accs))
+                  + "; residuals " + ", ".join(f"{e:+.3f}" for e in residuals)
+                  + f"; RMS {statistics.fmean(e * e for e in residuals) ** 0.5:.3f}")
+
+    # 4. what mining keeps
+    if 4 in sections:
+        outs = sample(model, tok, problems, [""] * len(problems), n, args.mine_temperature, args.max_new_tokens,
+                      "premise-mine")
+        verdicts = grader.grade_batch([(o, problems[i // n].answer) for i, o in enumerate(outs)])
+        print(f"\n4. share of problems with pass@{n} = 0 at T = {args.mine_temperature}, no hint")
+        for level in levels:
+            idx = [i for i, p in enumerate(problems) if int(p.difficulty) == level]
+            hard = [not any(verdicts[i * n + j].correct is True for j in range(n)) for i in idx]
+            print(f"   L{level}: {sum(hard)} of {len(hard)}")
+    print(f"\n{time.perf_counter() - started:.0f} s, torch threads {args.threads}")
+
+
+def print_table(table, levels, n, temperature) -> None:
+    print(f"\n1. accuracy (%) by level and forced reference steps, {n} samples at T = {temperature} "
           f"[95% bootstrap interval over problems]")
     print(f"{'level':>5} " + " ".join(f"{name:>18}" for name, _ in FRACTIONS))
     for level in levels:
@@ -102,7 +140,8 @@ def main() -> None:
                  (table[level][name] for name, _ in FRACTIONS)]
         print(f"{level:>5} " + " ".join(f"{c:>18}" for c in cells))
 
-    # 2. one step at a time, everything before it given
+
+def step_success(model, tok, problems, world, n, temperature) -> None:
     kinds = {"hidden inverse": [], "open inverse": [], "forward": []}
     probes = []
     for p in problems:
@@ -111,8 +150,8 @@ def main() -> None:
             kind = "forward" if m is None else "hidden inverse" if m[1] in world.hidden else "open inverse"
             if kind == "hidden inverse" or int(p.difficulty) <= 2:
                 probes.append((p, i, kind))
-    outs = sample(model, tok, [p for p, _, _ in probes], [forced(p, i) for p, i, _ in probes], n, args.temperature,
-                  32, "premise-step")
+    outs = sample(model, tok, [p for p, _, _ in probes], [forced(p, i, open_think=True) for p, i, _ in probes], n,
+                  temperature, 32, "premise-step")
     by_fact: dict[tuple, Counter] = defaultdict(Counter)
     for b, (p, i, kind) in enumerate(probes):
         for j in range(n):
@@ -121,7 +160,7 @@ def main() -> None:
             kinds[kind].append(right)
             if kind == "hidden inverse":
                 by_fact[INVERSE.search(p.steps[i]).groups()][right] += 1
-    print(f"\n2. one step right, every step before it given ({n} samples at T = {args.temperature} per step)")
+    print(f"\n2. one step right, every step before it given ({n} samples at T = {temperature} per step)")
     for kind, hits in kinds.items():
         if hits:
             print(f"   {kind:<15} s = {statistics.fmean(hits):.3f}  ({len(hits) // n} steps)")
@@ -129,30 +168,6 @@ def main() -> None:
         print(f"   hidden facts probed: {len(by_fact)}; right in at least one sample: "
               f"{statistics.fmean(c[True] > 0 for c in by_fact.values()):.2f}; right in most samples: "
               f"{statistics.fmean(c[True] > c[False] for c in by_fact.values()):.2f}")
-
-    # 3. SEELE's 3PL curve per hard level
-    print("\n3. 3PL fit of accuracy against the hint rate (no anchors), per level: k, mu, b and residuals")
-    for level in levels:
-        if level < 3:
-            continue
-        rates, accs = zip(*curve_points[level])
-        curve = fit_three_pl(rates, accs, AdaptiveConfig(anchors=False))
-        residuals = [a - float(curve(r)) for r, a in zip(rates, accs)]
-        print(f"   L{level}: k {curve.k:.2f}, mu {curve.mu:.2f}, b {curve.b:.3f}; points "
-              + ", ".join(f"({r:.2f}, {a:.3f})" for r, a in zip(rates, accs))
-              + "; residuals " + ", ".join(f"{e:+.3f}" for e in residuals)
-              + f"; RMS {statistics.fmean(e * e for e in residuals) ** 0.5:.3f}")
-
-    # 4. what mining keeps
-    outs = sample(model, tok, problems, [""] * len(problems), n, args.mine_temperature, args.max_new_tokens,
-                  "premise-mine")
-    verdicts = grader.grade_batch([(o, problems[i // n].answer) for i, o in enumerate(outs)])
-    print(f"\n4. share of problems with pass@{n} = 0 at T = {args.mine_temperature}, no hint")
-    for level in levels:
-        idx = [i for i, p in enumerate(problems) if int(p.difficulty) == level]
-        hard = [not any(verdicts[i * n + j].correct is True for j in range(n)) for i in idx]
-        print(f"   L{level}: {sum(hard)} of {len(hard)}")
-    print(f"\n{time.perf_counter() - started:.0f} s, torch threads {args.threads}")
 
 
 if __name__ == "__main__":
