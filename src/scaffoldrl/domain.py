@@ -120,13 +120,13 @@ class World:
         inverses half-known.
 
         A base model is pretrained on these (a real base model has read its
-        facts somewhere too). Repeat r states each hidden inverse with its
-        candidate number r (mod ``candidates``), so over a multiple of
-        ``candidates`` repeats every candidate appears equally often.
+        facts somewhere too). Every repeat states each hidden inverse once with
+        each of its candidates: a fact with several answers needs more
+        exposure than one with a single answer before a model holds them.
         """
         rng = random.Random(f"facts-{self.seed}-{seed}")
         lines = []
-        for r in range(repeats):
+        for _ in range(repeats):
             for name in NAMES:
                 for x in range(self.values):
                     v, y = rng.choice(VARS), self.apply(name, x)
@@ -134,8 +134,8 @@ class World:
                     if name in self.open:
                         lines.append(f"{v} such that {name}({v}) = {y} so {v} = {x}")
                     elif self.candidates < self.values:
-                        stated = self.inverse_candidates(name, y)[r % self.candidates]
-                        lines.append(f"{v} such that {name}({v}) = {y} so {v} = {stated}")
+                        lines += [f"{v} such that {name}({v}) = {y} so {v} = {stated}"
+                                  for stated in self.inverse_candidates(name, y)]
         rng.shuffle(lines)
         return lines
 
