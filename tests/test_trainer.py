@@ -386,6 +386,8 @@ def test_overrides_read_numbers_as_yaml_would_and_exponents_as_floats():
                             "levels=[3, 4]", "bf16=false"]) == {
         "learning_rate": 0.003, "beta": 0.001, "max_steps": 5, "run_name": "1e5-run", "levels": [3, 4],
         "bf16": False}
+    assert parse_overrides(["save_strategy=no", "report_to=off", "use_cpu=true"]) == {
+        "save_strategy": "no", "report_to": "off", "use_cpu": True}  # YAML 1.2 booleans: only true/false
 
 
 def test_cpu_sft_trainer_has_trls_loss_and_gradients(tiny, tmp_path):

@@ -36,9 +36,15 @@ from .records import InputError, Problem
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML as PyYAML reads it, except that ``3e-3`` is a float (YAML 1.1 wants ``3.0e-3``, else a string)."""
+    """YAML as PyYAML reads it, except as YAML 1.2 reads two things: ``3e-3`` is a float (YAML 1.1 wants
+    ``3.0e-3``, else a string), and only true/false are booleans (YAML 1.1 also takes ``no``, ``off``…, so
+    ``save_strategy=no`` would become False)."""
 
 
+_Loader.yaml_implicit_resolvers = {key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+                                   for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
                               list("-+0123456789."))
 
