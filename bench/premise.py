@@ -11,7 +11,11 @@ Prints, for held-out problems (the demo's test split):
 3. a 3PL curve (SEELE's) fitted to each hard level's accuracy against the
    hint rate, with its residuals;
 4. the share of problems per level with pass@k = 0 at the mining temperature
-   (what SPARKLE's mining would keep as hard).
+   (what SPARKLE's mining would keep as hard);
+5. the hidden facts bare: the next-token distribution over the values after
+   ``b such that f(b) = y so b = `` (mass on the stated candidates, on the right
+   value, and how often the right value is the most likely), for the model and
+   for the pretrained model of its run folder.
 
 Run: python bench/premise.py --model runs/demo/models/base [--test runs/demo/data/test.jsonl]
      [--samples 8] [--temperature 1.0] [--threads 2]
@@ -71,7 +75,7 @@ def main() -> None:
     parser.add_argument("--mine-temperature", type=float, default=0.6)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sections", default="1,2,3,4", help="which of the four measurements to run (3 needs 1)")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="which of the five measurements to run (3 needs 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     test = Path(args.test) if args.test else Path(args.model).parents[1] / "data" / "test.jsonl"
@@ -128,7 +132,32 @@ def main() -> None:
             idx = [i for i, p in enumerate(problems) if int(p.difficulty) == level]
             hard = [not any(verdicts[i * n + j].correct is True for j in range(n)) for i in idx]
             print(f"   L{level}: {sum(hard)} of {len(hard)}")
+    if 5 in sections:
+        print("\n5. hidden facts bare: next-token mass over the values after `b such that f(b) = y so b = `")
+        for path in (Path(args.model).parent / "pretrained", Path(args.model)):
+            if path.exists():
+                print(f"   {path}: " + fact_probe(*tinymodel.load(path), world))
     print(f"\n{time.perf_counter() - started:.0f} s, torch threads {args.threads}")
+
+
+def fact_probe(model, tok, world) -> str:
+    """Mass on the candidates and on the right value of every hidden inverse, asked as a bare fact line."""
+    ids = [tok.encode(str(v), add_special_tokens=False)[0] for v in range(world.values)]
+    candidates, right, mode = [], [], []
+    model.eval()
+    for name in world.hidden:
+        for y in range(world.values):
+            enc = tok(f"b such that {name}(b) = {y} so b = ", return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                probs = torch.softmax(model(**enc).logits[0, -1], -1)[ids]
+            probs = probs / probs.sum()
+            x = world.invert(name, y)
+            candidates.append(float(probs[list(world.inverse_candidates(name, y))].sum()))
+            right.append(float(probs[x]))
+            mode.append(int(probs.argmax()) == x)
+    return (f"mass on the {world.candidates} candidates {statistics.fmean(candidates):.3f}, on the right value "
+            f"{statistics.fmean(right):.3f}; right value the most likely for {statistics.fmean(mode):.2f} of "
+            f"{len(right)} facts")
 
 
 def print_table(table, levels, n, temperature) -> None:
