@@ -24,6 +24,7 @@ Run: python bench/premise.py --model runs/demo/models/base [--test runs/demo/dat
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import time
@@ -82,7 +83,10 @@ def main() -> None:
     problems = read_records(test)
     model, tok = tinymodel.load(args.model)
     grader = get_grader()
-    world = domain.World(seed=int(problems[0].meta["world_seed"]), values=int(problems[0].meta["world_values"]))
+    base = Path(args.model).parents[1] / "base.json"  # the run's settings: how many candidates its facts state
+    candidates = json.loads(base.read_text())["config"]["world_candidates"] if base.exists() else domain.CANDIDATES
+    world = domain.World(seed=int(problems[0].meta["world_seed"]), values=int(problems[0].meta["world_values"]),
+                         candidates=candidates)
     levels = sorted({int(p.difficulty) for p in problems})
     started = time.perf_counter()
     n = args.samples

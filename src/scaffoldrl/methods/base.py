@@ -147,6 +147,13 @@ def cosine_schedule(step: float, steps: float, start: float, end: float) -> floa
     return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * progress))
 
 
+def check_guided(config, what: str) -> None:
+    """A group must keep at least one rollout the method does not guide."""
+    if not 1 <= config.guided_rollouts < config.num_generations:
+        raise ValueError(f"guided_rollouts ({config.guided_rollouts}) must leave an unguided rollout in each "
+                         f"group of {config.num_generations} ({what})")
+
+
 class MissingReference(ValueError):
     """Problems without reference steps given to a method that cuts its hints from them; names the file and rows."""
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 
 from ..hints import KINDS, OFF_POLICY, Reference, RolloutPlan
-from .base import REDUCED_LOSS_TYPES, LossContext, Method
+from .base import REDUCED_LOSS_TYPES, LossContext, Method, check_guided
 
 
 def shaped_ratio(per_token_logps: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -27,13 +27,6 @@ def shaped_ratio(per_token_logps: torch.Tensor, gamma: float) -> torch.Tensor:
     """
     probs = per_token_logps.exp()
     return probs / (probs + gamma)
-
-
-def check_guided(config, what: str) -> None:
-    """A group must keep at least one rollout the method does not guide."""
-    if not 1 <= config.guided_rollouts < config.num_generations:
-        raise ValueError(f"guided_rollouts ({config.guided_rollouts}) must leave an unguided rollout in each "
-                         f"group of {config.num_generations} ({what})")
 
 
 class Luffy(Method):

@@ -13,8 +13,7 @@ the policy is undecided.
 from __future__ import annotations
 
 from ..hints import Reference, RolloutPlan
-from .base import LossContext, Method, cosine_schedule
-from .luffy import check_guided
+from .base import LossContext, Method, check_guided, cosine_schedule
 
 
 class PrefixRFT(Method):
