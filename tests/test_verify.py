@@ -1,5 +1,8 @@
 import json
 import random
+import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,6 +94,40 @@ def test_warm_up_gives_the_same_verdicts():
         warm.warm_up_now()
         warm._cache.clear()  # graded again by the warm workers
         assert first == warm.grade_batch(pairs[::-1])[::-1] == cold.grade_batch(pairs)
+
+
+TWO_STAGE_CHECK = """
+import json, re, sys
+from sympy import srepr
+from math_verify.parser import parse_latex_cached
+from scaffoldrl._grade_worker import two_stage_parsing
+
+def results(spans):
+    out = []
+    for span in spans:
+        try:
+            out.append(srepr(parse_latex_cached.__wrapped__(span)))
+        except Exception:
+            out.append(None)
+    return out
+
+spans = json.loads(sys.stdin.read())
+ll = results(spans)
+two_stage_parsing()
+print(json.dumps([ll, results(spans)]))
+"""
+
+
+def test_two_stage_parsing_gives_full_ll_results():
+    """Run apart: it changes latex2sympy for the whole process, as in a worker."""
+    solutions = [p.solution for p in list(load_source("math500"))[:40]]
+    spans = sorted({s for text in solutions for s in re.findall(r"\$([^$]+)\$", text)})
+    spans += ["\\frac{1}{", "x = = 3", "\\sqrt[]{2}", "(1, 2]", "a \\in [-2, 7)", "f(f(g(f(-x)))) = f(x),"]
+    run = subprocess.run([sys.executable, "-c", TWO_STAGE_CHECK], input=json.dumps(spans), capture_output=True,
+                         text=True, check=True)
+    ll, two_stage = json.loads(run.stdout)
+    assert len(ll) > 150 and ll.count(None) >= 3 and ll.count(None) < len(ll) / 2
+    assert two_stage == ll
 
 
 def test_adversarial_batch_completes_within_deadlines():
