@@ -68,6 +68,8 @@ def main() -> None:
                         help="a demo folder whose base model (data, models/base, base stages) to reuse instead of "
                              "building one; it must have been built with the preset's base settings")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
+    parser.add_argument("--jobs", type=int, default=None, help="stage-2 runs and evaluations at once (default: the "
+                                                              "preset's); each process gets threads / jobs threads")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -87,7 +89,11 @@ def main() -> None:
 
     console = Console()
     seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    chosen = dataclasses.replace(preset(args.preset), seeds=seeds, learning_rate=args.lr)
+    chosen = dataclasses.replace(preset(args.preset), seeds=seeds)
+    if args.lr is not None:
+        chosen = dataclasses.replace(chosen, learning_rate=args.lr)
+    if args.jobs is not None:
+        chosen = dataclasses.replace(chosen, jobs=args.jobs)
     out = Path(args.out or f"runs/sample_efficiency-{args.preset}" + (f"-lr{args.lr:g}" if args.lr else ""))
     if args.base_from:
         reuse_base(Path(args.base_from), out)

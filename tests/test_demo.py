@@ -41,12 +41,14 @@ def test_hint_table_has_every_level_and_hint(tiny_model_path):
 
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
-    """Base, stage 1, mining, four stage-2 methods, evaluation, analysis and report on a tiny preset; then resume."""
+    """Base, stage 1, mining, five stage-2 arms, evaluation, analysis and report on a tiny preset; then resume."""
     from scaffoldrl.demo import preset, run_demo
 
     logs = []
-    result = run_demo(tmp_path, "smoke", log=logs.append, progress=False)
-    methods = ("grpo", "pss", "seele", "uft")
+    # stage 2 and the evaluations in two worker processes; the rerun below reads the markers they left
+    result = run_demo(tmp_path, dataclasses.replace(preset("smoke"), jobs=2), log=logs.append, progress=False)
+    assert any("2 at a time" in line for line in logs)
+    methods = ("grpo", "pss", "seele", "uft", "sft")
     assert set(result["models"]) == {"base", "stage1", *methods}
     for m in result["models"].values():
         assert set(m["greedy"]["by_level"]) == {"1", "2", "3", "4", "5"} and m["greedy"]["hard_levels"] == ["3", "4", "5"]
@@ -54,6 +56,7 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
         assert set(m["greedy"]["exact"]) == {"1", "2", "3", "4", "5", "hard"}
     rollouts = {method: result["stage2"][method]["0"]["rollouts"] for method in methods}
     assert len(set(rollouts.values())) == 1 and rollouts["grpo"] == 2 * 1 * 4  # equal budgets: steps x groups x group
+    assert result["stage2"]["sft"]["0"]["steps"] == 2 and result["stage2"]["sft"]["0"]["mean_accuracy"] is None
     assert result["stage2"]["seele"]["0"]["curves"]["accuracy_round3"][0] == [1, 2]
     assert len(result["analysis"]) == 3 and "chain" in result["analysis"]["base"]["conditions"]
     saved = json.loads((tmp_path / "summary.json").read_text())

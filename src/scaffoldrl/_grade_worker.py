@@ -58,8 +58,7 @@ def two_stage_parsing() -> None:
 
     ANTLR guarantees that SLL either builds the tree LL builds or reports a syntax error, so
     results are unchanged; SLL skips full-context prediction, which is most of latex2sympy's
-    parse time on LaTeX a parser has not seen (measured: 47 s -> 25 s over the 9,624 parses of the
-    speed bench's mixed batch, every result identical).
+    parse time on LaTeX a parser has not seen (``bench/verify_speed.py --profile``).
     """
     from antlr4.atn.PredictionMode import PredictionMode
     from antlr4.error.ErrorListener import ErrorListener

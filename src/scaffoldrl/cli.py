@@ -326,6 +326,8 @@ def demo(
     rebuild_base: bool = typer.Option(False, help="Build the base model from scratch (minutes) instead of starting "
                                                   "from the shipped one, which the default settings use."),
     threads: int = typer.Option(None, min=1, help="Torch CPU threads (default: torch's; 1 is fastest on a shared machine)."),
+    jobs: int = typer.Option(None, min=1, help="Stage-2 runs and evaluations at once, one process each, sharing "
+                                               "the threads (default: the preset's)."),
 ):
     """The embedded pipeline on a CPU: base model, SPARKLE stage 1, hard problems, stage 2 (GRPO, PSS, SEELE, UFT)
     at equal rollouts, held-out evaluation, SPARKLE's analysis, and a report."""
@@ -354,6 +356,8 @@ def demo(
         chosen = dataclasses.replace(chosen, seeds=tuple(int(s) for s in seeds.split(",") if s.strip()))
     if lr is not None:
         chosen = dataclasses.replace(chosen, learning_rate=lr)
+    if jobs is not None:
+        chosen = dataclasses.replace(chosen, jobs=jobs)
     base = build_base(out, chosen.base, log=console.print, rebuild=rebuild_base)
     console.print(base_console_table(base["hint_table"], chosen.base.test_per_level, chosen.base.world_candidates,
                                      HIDDEN_LEVELS))

@@ -20,8 +20,9 @@ from .records import read_records, write_records
 from .runs import Stages, check_settings
 from .sft import SFTSettings
 
-STAGE2 = {"grpo": "grpo", "pss": "sparkle_stage2_aug", "seele": "seele", "uft": "uft"}
-"""Stage-2 methods and the recipe (tiny variant) each one runs."""
+STAGE2 = {"grpo": "grpo", "pss": "sparkle_stage2_aug", "seele": "seele", "uft": "uft", "sft": "sft"}
+"""Stage-2 methods and the recipe (tiny variant) each one runs. ``sft`` imitates the hard problems' reference
+responses with as many updates and sequences per update as the RL methods generate: the imitation upper bound."""
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Preset:
     moves a model in 12-60 steps; the study in bench/RESULTS.md used 1e-4)."""
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
+    jobs: int = 1
+    """Stage-2 runs and evaluations at once, each in its own process with a share of the torch threads: on a CPU
+    two one-thread processes do more work than one two-thread process."""
     """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
     eval_samples: int = 0
     """Besides greedy pass@1: this many samples per held-out problem at ``eval_temperature`` (0: greedy only)."""
@@ -132,7 +136,7 @@ def training_progress(label: str, enabled: bool = True):
 
 
 def train_stage(recipe, label: str, progress: bool = True) -> dict:
-    """Run a recipe with a progress bar; its rollout count and per-step log (``trainer_state.json``)."""
+    """Run a recipe with a progress bar; its rollout count (SFT: sequences trained) and per-step log."""
     import contextlib
     import io
 
@@ -144,10 +148,12 @@ def train_stage(recipe, label: str, progress: bool = True) -> dict:
     logs = [log for log in json.loads((out / "trainer_state.json").read_text())["log_history"] if "step" in log]
     steps = max((log["step"] for log in logs), default=0)
     completions = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    group = getattr(config, "num_generations", 1)  # an SFT config: one reference response per question
     return {"model": str(out), "steps": steps, "rollouts": steps * completions,
-            "groups_per_step": completions // config.num_generations, "group": config.num_generations,
-            "temperature": config.temperature, "learning_rate": config.learning_rate, "method": config.method,
-            "target": config.target, "logs": [log for log in logs if "loss" in log or "reward" in log]}
+            "groups_per_step": completions // group, "group": group,
+            "temperature": getattr(config, "temperature", None), "learning_rate": config.learning_rate,
+            "method": getattr(config, "method", recipe.trainer), "target": getattr(config, "target", None),
+            "logs": [log for log in logs if "loss" in log or "reward" in log]}
 
 
 def _protocol(name: str, samples: int, temperature: float, max_new_tokens: int, seed: int = 0):
@@ -223,6 +229,40 @@ def mine_stage(model: str | Path, pool: Path, levels: tuple[int, ...], k: int, t
     return mined.to_dict()
 
 
+def _job(out: Path, name: str, threads: int, kind: str, kwargs: dict) -> None:
+    """One stage in a worker process (:func:`run_parallel`): its marker is its result."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    transformers.utils.logging.set_verbosity_error()
+    run = {"train": train_stage, "eval": evaluate_model}[kind]
+    Stages(out, log=lambda *_: None).run(name, lambda: run(**kwargs, progress=False))
+
+
+def run_parallel(out: Path, jobs: list[tuple[str, str, dict]], processes: int, label: str, log=print) -> None:
+    """Run the ``(stage, kind, kwargs)`` jobs not finished yet in ``processes`` worker processes (spawned, one
+    share of the torch threads each); a later :meth:`Stages.run` of the same stage reads the marker they leave."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    pending = [job for job in jobs if not (out / "stages" / f"{job[0]}.json").exists()]
+    if processes <= 1 or len(pending) <= 1:
+        return
+    threads = max(1, torch.get_num_threads() // processes)
+    log(f"[run] {len(pending)} {label} stages, {processes} at a time ({threads} thread(s) each)")
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            Progress(*Progress.get_default_columns(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        task = bar.add_task(label, total=len(pending))
+        futures = {pool.submit(_job, out, name, threads, kind, kwargs): name for name, kind, kwargs in pending}
+        for future in as_completed(futures):
+            future.result()  # a failed stage stops the run; finished stages keep their markers
+            bar.advance(task)
+
+
 def _model_label(method: str, seed: int, seeds: tuple[int, ...]) -> str:
     """A stage-2 model's name: the method, with its seed when there are several (also its folder names)."""
     return method if len(seeds) == 1 else f"{method}_seed{seed}"
@@ -244,7 +284,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     out = Path(out)
     started = time.perf_counter()
     # seeds may grow; base: checked by build_base
-    check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base"))
+    check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base", "jobs"))
     rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
     base = build_base(out, p.base, log=log, rebuild=rebuild_base)
     stages = Stages(out, log)
@@ -270,23 +310,31 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
         raise RuntimeError(f"no hard problems: the stage-1 model solved a sample of every candidate ({mining})")
 
     trained = {"base": str(models / "base"), "stage1": str(models / "stage1")}
+    recipes = {}
     for seed in p.seeds:
         for method in p.methods:
             label = _model_label(method, seed, p.seeds)
-            folder = models / f"stage2_{label}"
-            overrides = {"seed": seed, "num_generations": p.group,
-                         "per_device_train_batch_size": p.stage2_groups * p.group, "gradient_accumulation_steps": 1,
-                         "max_completion_length": p.max_new_tokens, **rl, **p.stage2}
-            recipe = demo_recipe(STAGE2[method], models / "stage1", mining["records"], folder, p.stage2_steps,
-                                 overrides)
-            results[f"stage2_{label}"] = stages.run(
-                f"stage2_{label}", lambda: train_stage(recipe, f"stage 2 {label} ({STAGE2[method]})", progress))
-            trained[label] = str(folder)
+            overrides = {"seed": seed, "per_device_train_batch_size": p.stage2_groups * p.group,
+                         "gradient_accumulation_steps": 1, **rl}
+            if method != "sft":
+                overrides |= {"num_generations": p.group, "max_completion_length": p.max_new_tokens, **p.stage2}
+            recipes[label] = demo_recipe(STAGE2[method], models / "stage1", mining["records"],
+                                         models / f"stage2_{label}", p.stage2_steps, overrides)
+    run_parallel(out, [(f"stage2_{label}", "train", {"recipe": r, "label": label}) for label, r in recipes.items()],
+                 p.jobs, "stage 2", log)
+    for label, recipe in recipes.items():
+        results[f"stage2_{label}"] = stages.run(
+            f"stage2_{label}", lambda: train_stage(recipe, f"stage 2 {label} ({recipe.name})", progress))
+        trained[label] = str(models / f"stage2_{label}")
 
     references = {q.id: q.steps for q in read_records(test)}
     protocols = [_protocol("greedy", 0, 0.0, p.max_new_tokens)]
     if p.eval_samples:
         protocols.append(_protocol(f"avg{p.eval_samples}", p.eval_samples, p.eval_temperature, p.max_new_tokens))
+    run_parallel(out, [(f"eval_{label}_{protocol.name}", "eval",
+                        {"model": path, "records": test, "protocol": protocol,
+                         "out": out / "eval" / label / protocol.name, "hard_levels": p.mine_levels})
+                       for label, path in trained.items() for protocol in protocols], p.jobs, "evaluation", log)
     evaluations: dict[str, dict] = {}
     for label, path in trained.items():
         for protocol in protocols:

@@ -213,9 +213,10 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
     if recipe.trainer == "sft":
         from .sft import train_sft
 
-        return train_sft(model, problems, config)
+        return train_sft(model, problems, config, callbacks=callbacks)
     from transformers import AutoTokenizer
 
+    from .sft import replace_progress
     from .trainer import ScaffoldTrainer
 
     rewards = reward_functions()
@@ -224,13 +225,7 @@ def run_recipe(recipe: Recipe, callbacks: list | None = None) -> Path:
         raise InputError(f"recipe {recipe.name}: unknown rewards {sorted(unknown)} (known: {sorted(rewards)})")
     trainer = ScaffoldTrainer(model, config, problems, AutoTokenizer.from_pretrained(model),
                               reward_funcs=[rewards[name] for name in recipe.rewards] or None)
-    if callbacks:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-        for default in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(default)
-        for callback in callbacks:
-            trainer.add_callback(callback)
+    replace_progress(trainer, callbacks)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     if trainer.args.should_save:  # the main process only: several writing one folder would race

@@ -74,9 +74,21 @@ def pretrain_text(model_path: str | Path, texts: Sequence[str], out: str | Path,
 
 
 def train_sft(model_path: str | Path, problems: Sequence[Problem], config, texts: Sequence[str] = (),
-              pairs: Sequence[tuple[str, str]] = ()) -> Path:
+              pairs: Sequence[tuple[str, str]] = (), callbacks: list | None = None) -> Path:
     """Fine-tune with any TRL ``SFTConfig`` (e.g. a recipe's, on many GPUs); saves to ``config.output_dir``."""
-    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts, pairs))
+    return _train(model_path, config, lambda tokenizer: sft_dataset(problems, tokenizer, texts, pairs), callbacks)
+
+
+def replace_progress(trainer, callbacks: list | None) -> None:
+    """Put ``callbacks`` (e.g. a rich progress bar) in place of the trainer's own printed logs and tqdm bar."""
+    if not callbacks:
+        return
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for default in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(default)
+    for callback in callbacks:
+        trainer.add_callback(callback)
 
 
 def sft_trainer_class(config):
@@ -100,7 +112,7 @@ def sft_trainer_class(config):
     return CPUSFTTrainer
 
 
-def _train(model_path: str | Path, config, make_dataset) -> Path:
+def _train(model_path: str | Path, config, make_dataset, callbacks: list | None = None) -> Path:
     """Load by path, train with TRL's SFTTrainer on ``make_dataset(tokenizer)``, save model, tokenizer and state."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -108,6 +120,7 @@ def _train(model_path: str | Path, config, make_dataset) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(model_path))
     trainer = sft_trainer_class(config)(model=model, args=config, train_dataset=make_dataset(tokenizer),
                                         processing_class=tokenizer)
+    replace_progress(trainer, callbacks)
     trainer.train()
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
