@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--preset", default="full", help="demo preset: full (the study) or default (fits minutes)")
     parser.add_argument("--seeds", default="0,1,2", help="stage-2 seeds, comma-separated (>= 3 for intervals)")
     parser.add_argument("--out", default=None, help="run folder (default runs/sample_efficiency-PRESET)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate of every RL stage (default: the recipes')")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate of every stage-2 arm (default: the preset's)")
     parser.add_argument("--base-from", default=None,
                         help="a demo folder whose base model (data, models/base, base stages) to reuse instead of "
                              "building one; it must have been built with the preset's base settings")
@@ -115,7 +115,9 @@ def main() -> None:
     header = ["method", "recipe"]
     for protocol in protocols:
         header += [f"hard held-out, {protocol} (%)", f"Δ vs grpo, {protocol} (pts)"]
-    header += ["hard: right answer and every step, greedy (%)", "rollouts", "wall s", "zero-variance groups", "|train acc − a*|", "train acc", "hint rate"]
+    header += ["hard: right answer and every step, greedy (%)", "rollouts", "wall s", "zero-variance groups",
+               "|train acc − a*| per step", "train acc", "after warm-up: |train acc − a*| per step", "train acc",
+               "hint rate"]
     rows = []
     for method in methods:
         runs = [stage2[method][str(s)] for s in seeds]
@@ -127,7 +129,9 @@ def main() -> None:
         row += [pm([models[label(method, s)]["greedy"].get("exact", {}).get("hard") for s in seeds]),
                 str(runs[0]["rollouts"]), pm([r["seconds"] for r in runs], 1, ".0f"),
                 pm([r["zero_variance_frac"] for r in runs], 1, ".3f"), pm([r["mean_target_gap"] for r in runs], 1, ".3f"),
-                pm([r["mean_accuracy"] for r in runs], 1, ".3f"), pm([r["mean_hint_rate"] for r in runs], 1, ".3f")]
+                pm([r["mean_accuracy"] for r in runs], 1, ".3f"),
+                pm([r["target_gap_after_warm_up"] for r in runs], 1, ".3f"),
+                pm([r["accuracy_after_warm_up"] for r in runs], 1, ".3f"), pm([r["mean_hint_rate"] for r in runs], 1, ".3f")]
         rows.append(row)
     reference = [[name, "–", *(x for p in protocols for x in (f"{100 * models[name][p]['hard']:.1f}", "")),
                   pm([models[name]["greedy"].get("exact", {}).get("hard")])] for name in ("base", "stage1")]

@@ -18,7 +18,7 @@ def test_hint_prefixes_reveal_none_half_and_all_but_last_step():
 
 
 def test_fact_rows_keep_every_line_once_in_order():
-    lines = domain.World().facts()  # 160 forward, 80 open and 3 x 80 half-known hidden inverse lines
+    lines = domain.World(candidates=3).facts()  # 160 forward, 80 open and 3 x 80 half-known hidden inverse lines
     rows = fact_rows(lines, 10)
     assert len(lines) == 480 and len(rows) == 48 and all(row.count("\n") == 9 for row in rows)
     assert "\n".join(rows).split("\n") == lines
@@ -59,9 +59,15 @@ def test_demo_pipeline_end_to_end_on_the_smoke_preset(tmp_path):
     assert result["stage2"]["sft"]["0"]["steps"] == 2 and result["stage2"]["sft"]["0"]["mean_accuracy"] is None
     assert result["stage2"]["seele"]["0"]["curves"]["accuracy_round3"][0] == [1, 2]
     assert len(result["analysis"]) == 3 and "chain" in result["analysis"]["base"]["conditions"]
+    versus = result["versus_grpo"]  # paired by problem (one seed): the mean difference is the difference of means
+    assert set(versus) == {"pss", "seele", "uft", "sft"} and versus["pss"]["greedy"]["over"] == "problems"
+    for method in versus:
+        hard = {m: result["models"][m]["greedy"]["hard"] for m in (method, "grpo")}
+        assert versus[method]["greedy"]["delta"] == pytest.approx(hard[method] - hard["grpo"])
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["models"]["stage1"]["greedy"]["by_level"] == result["models"]["stage1"]["greedy"]["by_level"]
     report = (tmp_path / "report.md").read_text()
+    assert "What this run found" in report and "against GRPO, in points: pss" in report
     for plot in ("accuracy_by_level_greedy.png", "training_accuracy.png", "hint_rate.png", "round_accuracy_seele.png"):
         assert plot in report and (tmp_path / plot).exists()
     assert (tmp_path / "report.html").exists()

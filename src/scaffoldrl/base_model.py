@@ -56,10 +56,11 @@ class BaseConfig:
     fact lines are mixed in, to complete recall; fewer passes made SFT learn the step lookup later."""
     sft_fact_repeats: int = 18
     """Passes over the fact lines mixed into SFT, so recall is completed and kept."""
-    sft_conditions: float = 0.05
+    sft_conditions: float = 0.15
     """Share of the SFT problems that are also shown in each of SPARKLE's other forms: with their plan,
     with their knowledge, and as their subproblem chain (one row per link), so that the analysis of
-    those conditions measures the model rather than an unseen prompt format."""
+    those conditions measures the model rather than an unseen prompt format (5% each left level 1 with a
+    plan or knowledge at 5-10%; 15% brings it to 82-85%, docs/findings/premise.md)."""
     sft_fact_lines_per_row: int = 10
     """Fact lines joined into one SFT row (a short "document") about as long as a problem's, so that a
     padded batch is not mostly padding."""

@@ -318,10 +318,11 @@ def sft(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder; a rerun resumes finished stages."),
-    preset: str = typer.Option("default", help="default (about 10 min on 2 CPU cores), full (3 seeds, longer "
-                                               "stage 2: the sample-efficiency study), or smoke (seconds; tests)."),
+    preset: str = typer.Option("default", help="default (about 5 min on 2 CPU cores), full (5 seeds, longer "
+                                               "stage 2: the preregistered study, about an hour), or smoke "
+                                               "(seconds; tests)."),
     seeds: str = typer.Option(None, help="Comma-separated stage-2 seeds instead of the preset's."),
-    lr: float = typer.Option(None, help="Learning rate of every RL stage (default: each recipe's own)."),
+    lr: float = typer.Option(None, help="Learning rate of every stage-2 arm (default: the preset's, 3e-4)."),
     base_only: bool = typer.Option(False, help="Stop after the base model and its hint table."),
     rebuild_base: bool = typer.Option(False, help="Build the base model from scratch (minutes) instead of starting "
                                                   "from the shipped one, which the default settings use."),

@@ -47,12 +47,13 @@ class Preset:
     """Completions per group (seele: 4 rounds of group/4). Every method generates steps x groups x group."""
     stage2: dict = field(default_factory=dict)
     """Config overrides shared by every stage-2 recipe."""
-    learning_rate: float | None = None
-    """The learning rate of every RL stage; None keeps each recipe's (2e-5 in the tiny variants, which barely
-    moves a model in 12-60 steps; the study in bench/RESULTS.md used 1e-4)."""
+    learning_rate: float | None = 3e-4
+    """The learning rate of every stage-2 arm (None keeps each recipe's: 2e-5 in the tiny RL variants, which
+    barely moves the tiny model in 12-60 steps). Stage 1 keeps its recipe's unless ``stage1`` sets one: at 3e-4
+    its 20 steps cost levels 1-2 a third of their accuracy (docs/findings/stage2_study.md)."""
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
-    jobs: int = 1
+    jobs: int = 2
     """Stage-2 runs and evaluations at once, each in its own process with a share of the torch threads: on a CPU
     two one-thread processes do more work than one two-thread process."""
     """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
@@ -67,12 +68,13 @@ class Preset:
 
 
 def preset(name: str) -> Preset:
-    """``default`` (the 2-core budget), ``full`` (3 seeds, longer stage 2: the bench), ``smoke`` (seconds: tests)."""
+    """``default`` (the 2-core budget), ``full`` (5 seeds, longer stage 2: the preregistered study in
+    ``docs/findings/stage2_study.md``), ``smoke`` (seconds: tests)."""
     if name == "default":
         return Preset()
     if name == "full":
-        return Preset(name="full", pool_per_level=48, stage1_steps=40, mine_k=8, stage2_steps=60, seeds=(0, 1, 2),
-                      eval_samples=8, analysis_limit=None)
+        return Preset(name="full", pool_per_level=48, stage1_steps=40, mine_k=8, stage2_steps=40,
+                      seeds=(0, 1, 2, 3, 4), eval_samples=8, analysis_limit=None)
     if name == "smoke":
         return Preset(
             name="smoke",
@@ -83,7 +85,7 @@ def preset(name: str) -> Preset:
                                                             num_attention_heads=2, num_key_value_heads=1),
                             max_new_tokens=8),
             pool_per_level=2, stage1_steps=2, stage1={"num_generations": 4, "per_device_train_batch_size": 8},
-            mine_k=2, stage2_steps=2, stage2_groups=1, group=4, seeds=(0,), eval_samples=2,
+            mine_k=2, stage2_steps=2, stage2_groups=1, group=4, seeds=(0,), jobs=1, eval_samples=2,
             analysis_limit=5, max_new_tokens=12)
     raise ValueError(f"unknown preset {name!r}: default, full or smoke")
 
@@ -209,6 +211,33 @@ def exact_steps(folder: Path, references: dict[str, list[str]], hard_levels: tup
     return {key: sum(v) / len(v) for key, v in cells.items()}
 
 
+def paired_difference(out: Path, method: str, other: str, seeds: tuple[int, ...], protocol: str,
+                      hard_levels: tuple[int, ...]) -> dict:
+    """Held-out hard accuracy of ``method`` minus ``other``'s, paired: by problem with one seed (bootstrap
+    interval over problems), by seed with several (t-interval over seeds, as ``bench/sample_efficiency.py``)."""
+    from .metrics import across_seeds, bootstrap_ci
+
+    def per_problem(label):
+        scores: dict[str, list[bool]] = {}
+        for row in _samples(out / "eval" / label / protocol):
+            if row["difficulty"] in hard_levels:
+                scores.setdefault(row["problem_id"], []).append(bool(row["correct"]))
+        return {pid: sum(v) / len(v) for pid, v in scores.items()}
+
+    per_seed = []
+    for seed in seeds:
+        ours, theirs = per_problem(_model_label(method, seed, seeds)), per_problem(_model_label(other, seed, seeds))
+        per_seed.append([ours[pid] - theirs[pid] for pid in ours if pid in theirs])
+    if len(seeds) == 1:
+        diffs = per_seed[0]
+        lo, hi = bootstrap_ci(diffs) if diffs else (None, None)
+        return {"delta": sum(diffs) / len(diffs) if diffs else None, "ci": [lo, hi], "over": "problems",
+                "n": len(diffs)}
+    mean, half = across_seeds([sum(d) / len(d) for d in per_seed if d])
+    return {"delta": mean, "ci": None if half is None else [mean - half, mean + half], "over": "seeds",
+            "n": len(seeds)}
+
+
 def _headline(summary: dict) -> str:
     return "pass@1" if summary["samples"] == 1 else f"avg@{summary['samples']}"
 
@@ -285,7 +314,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
     started = time.perf_counter()
     # seeds may grow; base: checked by build_base
     check_settings(out, "preset.json", asdict(p), ignored=("seeds", "name", "base", "jobs"))
-    rl = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
+    stage2_lr = {"learning_rate": p.learning_rate} if p.learning_rate is not None else {}
     base = build_base(out, p.base, log=log, rebuild=rebuild_base)
     stages = Stages(out, log)
     data, models = out / "data", out / "models"
@@ -301,7 +330,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
 
     stages.run("pool", make_pool)
     stage1 = demo_recipe("sparkle_stage1", models / "base", data / "pool.jsonl", models / "stage1", p.stage1_steps,
-                         {"seed": p.base.seed, "max_completion_length": p.max_new_tokens, **rl, **p.stage1})
+                         {"seed": p.base.seed, "max_completion_length": p.max_new_tokens, **p.stage1})
     results = {"stage1": stages.run("stage1", lambda: train_stage(stage1, "stage 1 (sparkle_stage1)", progress))}
     mine_temperature = stage1.config.get("temperature", 0.6)
     mining = stages.run("mine", lambda: mine_stage(models / "stage1", data / "pool.jsonl", p.mine_levels, p.mine_k,
@@ -315,7 +344,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
         for method in p.methods:
             label = _model_label(method, seed, p.seeds)
             overrides = {"seed": seed, "per_device_train_batch_size": p.stage2_groups * p.group,
-                         "gradient_accumulation_steps": 1, **rl}
+                         "gradient_accumulation_steps": 1, **stage2_lr}
             if method != "sft":
                 overrides |= {"num_generations": p.group, "max_completion_length": p.max_new_tokens, **p.stage2}
             recipes[label] = demo_recipe(STAGE2[method], models / "stage1", mining["records"],
@@ -344,6 +373,9 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
                 lambda: evaluate_model(path, test, protocol, folder, p.mine_levels, progress))["result"] | {
                 "exact": exact_steps(folder, references, p.mine_levels)}
 
+    versus = {method: {protocol.name: paired_difference(out, method, "grpo", p.seeds, protocol.name, p.mine_levels)
+                       for protocol in protocols} for method in p.methods if method != "grpo" and "grpo" in p.methods}
+
     def hard_score(label):  # the headline: greedy accuracy on the held-out hard levels
         return evaluations[label]["greedy"]["hard"] or 0.0
 
@@ -368,6 +400,7 @@ def run_demo(out: str | Path, preset_: Preset | str = "default", log=print, prog
         "base_hint_table": base["hint_table"], "mining": mining, "best_stage2": best,
         "models": {label: {"path": trained[label], **{name: ev for name, ev in evaluations[label].items()}}
                    for label in trained},
+        "versus_grpo": versus,
         "stage2": _stage2_summary(results, p), "stage1": _training_summary(results["stage1"]["result"]),
         "analysis": analyses,
         "stage_seconds": _marker_seconds(out), "base_seconds": sum(base["stage_seconds"].values()),
@@ -389,6 +422,11 @@ def _series(logs: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [s for s, _ in points], [v for _, v in points]
 
 
+WARM_UP_FRACTION = 0.1
+"""The first tenth of a stage's steps, left out of the ``*_after_warm_up`` means: SEELE's first rates are set
+before its per-question fits have data."""
+
+
 def _training_summary(result: dict) -> dict:
     """Per-step curves and their means from a training stage's log."""
     import statistics
@@ -402,13 +440,18 @@ def _training_summary(result: dict) -> dict:
     for r in rounds:
         curves[f"accuracy_round{r}"] = _series(logs, f"hint/accuracy_round{r}")
     mean = lambda name: statistics.fmean(curves[name][1]) if curves[name][1] else None  # noqa: E731
-    target = result.get("target", 0.5)
-    gaps = [abs(a - target) for a in curves["accuracy"][1]]
+    target = result.get("target") or 0.5
+    accuracy = curves["accuracy"][1]
+    gaps = [abs(a - target) for a in accuracy]
+    warm = WARM_UP_FRACTION * len(accuracy)
+    after = [a for i, a in enumerate(accuracy) if i >= warm]
+    fmean = lambda values: statistics.fmean(values) if values else None  # noqa: E731
     return {key: result[key] for key in ("steps", "rollouts", "group", "groups_per_step", "temperature",
                                          "learning_rate", "method", "target") if key in result} | {
         "mean_accuracy": mean("accuracy"), "mean_hint_rate": mean("hint_rate"),
-        "zero_variance_frac": mean("zero_variance"), "mean_target_gap": statistics.fmean(gaps) if gaps else None,
-        "curves": curves}
+        "zero_variance_frac": mean("zero_variance"), "mean_target_gap": fmean(gaps),
+        "accuracy_after_warm_up": fmean(after),
+        "target_gap_after_warm_up": fmean([abs(a - target) for a in after]), "curves": curves}
 
 
 def _stage2_summary(results: dict, p: Preset) -> dict:

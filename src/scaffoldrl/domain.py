@@ -55,8 +55,8 @@ NAMES = ("zap", "mip", "gop", "tur", "fen", "kel", "dax", "wub")
 VARS = "abcdef"
 VALUES = 20
 """Default size of the function tables (values 0..VALUES-1): a guessed inverse is right 1 time in 20."""
-CANDIDATES = 3
-"""Default number of values a hidden inverse is stated with in the facts: the base gets it right about 1 in 3."""
+CANDIDATES = 2
+"""Default number of values a hidden inverse is stated with in the facts: the base gets it right about 1 in 2."""
 LEVELS = (1, 2, 3, 4, 5)
 # level -> (min steps, max steps, hidden inverses, open inverses: a count or a (min, max) range drawn per problem)
 _LEVEL_SHAPE = {1: (2, 6, 0, 0), 2: (3, 6, 0, (1, 3)), 3: (3, 6, 1, (0, 1)), 4: (4, 6, 2, 0), 5: (5, 6, 3, 0)}

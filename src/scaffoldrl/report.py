@@ -240,6 +240,41 @@ def _pm(mean: float | None, half: float | None, scale: float = 100, fmt: str = "
     return f"{scale * mean:{fmt}}" + (f" ± {scale * half:{fmt}}" if half is not None else "")
 
 
+def demo_findings(summary: dict) -> list[str]:
+    """What a demo run found, in plain sentences with its intervals (report and console)."""
+    models, stage2, versus, seeds = summary["models"], summary["stage2"], summary.get("versus_grpo", {}), summary["seeds"]
+    if "grpo" not in stage2:
+        return []
+
+    def mean_over_seeds(method: str, protocol: str) -> float:
+        return sum(models[method if len(seeds) == 1 else f"{method}_seed{s}"][protocol]["hard"] for s in seeds) / len(seeds)
+
+    over = "problems (one seed)" if len(seeds) == 1 else f"{len(seeds)} seeds"
+    lines = []
+    for protocol in [k for k in models["base"] if k != "path"]:
+        parts = []
+        for method, by_protocol in versus.items():
+            d = by_protocol[protocol]
+            ci = "" if not d["ci"] or d["ci"][0] is None else f" [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]"
+            if d["delta"] is not None:
+                parts.append(f"{method} {100 * d['delta']:+.1f}{ci}")
+        how = "greedy" if protocol == "greedy" else protocol.replace("avg", "avg@")
+        lines.append(f"Held-out hard levels, {how}, no hints: stage 1 {100 * models['stage1'][protocol]['hard']:.1f}%, "
+                     f"GRPO {100 * mean_over_seeds('grpo', protocol):.1f}%; against GRPO, in points: "
+                     f"{', '.join(parts)} (95% intervals over {over}; one that contains 0 shows no difference).")
+    values = lambda m, key: [r[key] for r in stage2.get(m, {}).values() if r.get(key) is not None]  # noqa: E731
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    if values("grpo", "zero_variance_frac") and values("seele", "zero_variance_frac"):
+        line = (f"Groups with no reward variance (no gradient): GRPO {100 * mean(values('grpo', 'zero_variance_frac')):.0f}%, "
+                f"SEELE {100 * mean(values('seele', 'zero_variance_frac')):.0f}%")
+        if values("seele", "accuracy_after_warm_up"):
+            target = next(iter(stage2["seele"].values())).get("target") or 0.5
+            line += (f"; SEELE's training accuracy after warm-up {mean(values('seele', 'accuracy_after_warm_up')):.2f} "
+                     f"(a* = {target:g})")
+        lines.append(line + ".")
+    return lines
+
+
 def demo_report(summary: dict, out: str | Path) -> Path:
     """The report of ``scaffoldrl demo``: held-out accuracy per level and method, stage-2 training, SPARKLE analysis.
 
@@ -261,6 +296,12 @@ def demo_report(summary: dict, out: str | Path) -> Path:
         f"({mining['hard']} of {mining['candidates']}) → stage 2 from the stage-1 model on them, "
         f"{preset['stage2_steps']} steps × {preset['stage2_groups']} groups × {preset['group']} completions for every "
         f"method ({', '.join(f'{m}: {r}' for m, r in summary['methods'].items())}), seeds {seeds}.")
+
+    findings = demo_findings(summary)
+    if findings:
+        report.heading("What this run found")
+        for line in findings:
+            report.text(line)
 
     report.heading("Base model: greedy accuracy by level and hint")
     hints = list(next(iter(summary["base_hint_table"].values())))
@@ -408,8 +449,6 @@ def demo_console(summary: dict) -> list:
         stage2.add_row(method, str(first["rollouts"]), f"{sum(r['seconds'] for r in runs.values()) / len(runs):.0f}",
                        mean("zero_variance_frac"), mean("mean_accuracy"), mean("mean_target_gap"),
                        mean("mean_hint_rate"))
-    total = sum(summary["stage_seconds"].values())
-    base = summary["base_seconds"]
-    closing = (f"stage times add up to {total:.0f}s (base model {base:.0f}s, the rest {total - base:.0f}s); "
-               f"best stage 2: {summary['best_stage2']}")
-    return [held_out, stage2, closing]
+    closing = (f"this run took {summary['wall_seconds_this_run']:.0f}s (base model stages "
+               f"{summary['base_seconds']:.0f}s); highest held-out hard mean in stage 2: {summary['best_stage2']}")
+    return [held_out, stage2, *demo_findings(summary), closing]
