@@ -152,9 +152,9 @@ def main() -> None:
         f"## Stage 2 at equal rollouts: preset `{args.preset}`, seeds {list(seeds)}",
         "",
         f"Command: `{' '.join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])}` "
-        f"({datetime.date.today().isoformat()}): the stages after the base model took {after_base / 60:.1f} min "
-        f"in all, the base model {(total - after_base) / 60:.1f} min (this invocation: {elapsed / 60:.1f} min; "
-        "a rerun resumes finished stages).",
+        f"({datetime.date.today().isoformat()}): this invocation took {elapsed / 60:.1f} min of wall time (a rerun "
+        f"resumes finished stages); its stages' own times add up to {after_base / 60:.1f} min after the base model "
+        f"and {(total - after_base) / 60:.1f} min for it ({chosen.jobs} stage-2 runs and evaluations at a time).",
         "",
         f"Machine: {machine()}.",
         "",
