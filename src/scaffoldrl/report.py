@@ -272,6 +272,9 @@ def demo_findings(summary: dict) -> list[str]:
             line += (f"; SEELE's training accuracy after warm-up {mean(values('seele', 'accuracy_after_warm_up')):.2f} "
                      f"(a* = {target:g})")
         lines.append(line + ".")
+    if len(seeds) < 5:
+        lines.append("One run of a few seeds; the preregistered 5-seed study (`python bench/sample_efficiency.py "
+                     "--preset full`) and what it found: docs/findings/stage2_study.md.")
     return lines
 
 
