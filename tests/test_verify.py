@@ -57,6 +57,12 @@ def test_verdicts_carry_extraction_and_status(grader):
     assert none == Verdict(False, None, "no_answer", None)
 
 
+def math_verify_verdict(gold: str, pred: str) -> bool:
+    """math-verify's own verdict on two bare answers, each read as a box."""
+    return math_verify.verify(math_verify.parse(f"\\boxed{{{gold}}}", parsing_timeout=None),
+                              math_verify.parse(f"\\boxed{{{pred}}}", parsing_timeout=None), timeout_seconds=None)
+
+
 def test_fast_path_matches_math_verify():
     rng = random.Random(0)
     numbers = ["0", "-0", "0.0", ".5", "0.5", "1", "1.0", "1.0000001", "0.3333333", "0.33333331", "100",
@@ -65,10 +71,7 @@ def test_fast_path_matches_math_verify():
     decided = [(g, p, fast_verdict(g, p)) for g, p in rng.sample(pairs, 120) if fast_verdict(g, p) is not None]
     assert len(decided) > 60
     for gold, pred, fast in decided:
-        reference = math_verify.verify(math_verify.parse(f"\\boxed{{{gold}}}", parsing_timeout=None),
-                                       math_verify.parse(f"\\boxed{{{pred}}}", parsing_timeout=None),
-                                       timeout_seconds=None)
-        assert fast == reference, (gold, pred)
+        assert fast == math_verify_verdict(gold, pred), (gold, pred)
     assert fast_verdict("\\frac{2}{4}", "\\frac12") is None  # math-verify decides these
 
 
@@ -79,10 +82,7 @@ def test_fraction_fast_path_matches_math_verify():
     decided = [(g, p, fast_verdict(g, p)) for g in values for p in values if fast_verdict(g, p) is not None]
     assert len(decided) > 250
     for gold, pred, fast in decided:
-        reference = math_verify.verify(math_verify.parse(f"\\boxed{{{gold}}}", parsing_timeout=None),
-                                       math_verify.parse(f"\\boxed{{{pred}}}", parsing_timeout=None),
-                                       timeout_seconds=None)
-        assert fast == reference, (gold, pred)
+        assert fast == math_verify_verdict(gold, pred), (gold, pred)
     assert fast_verdict("\\frac{1}{0}", "1") is None and fast_verdict("\\frac{1}{3}", "0.3333333") is None
 
 

@@ -53,10 +53,10 @@ class Preset:
     its 20 steps cost levels 1-2 a third of their accuracy (docs/findings/stage2_study.md)."""
     methods: tuple[str, ...] = tuple(STAGE2)
     seeds: tuple[int, ...] = (0,)
+    """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
     jobs: int = 2
     """Stage-2 runs and evaluations at once, each in its own process with a share of the torch threads: on a CPU
     two one-thread processes do more work than one two-thread process."""
-    """Stage-2 training seeds (sampling, UFT draws); stage 1 and the hard set are shared."""
     eval_samples: int = 0
     """Besides greedy pass@1: this many samples per held-out problem at ``eval_temperature`` (0: greedy only)."""
     eval_temperature: float = 0.6
