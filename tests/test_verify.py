@@ -130,6 +130,59 @@ def test_two_stage_parsing_gives_full_ll_results():
     assert two_stage == ll
 
 
+def test_differ_at_a_point_respects_assumptions():
+    import sympy
+
+    from scaffoldrl._grade_worker import differ_at_a_point
+
+    x, n = sympy.Symbol("x"), sympy.Symbol("n", integer=True)
+    p = sympy.Symbol("p", positive=True)
+    assert differ_at_a_point(2 * x, x) and differ_at_a_point(sympy.Rational(1, 3), sympy.Float("0.3334"))
+    assert differ_at_a_point((-1) ** (2 * x), sympy.Integer(1))  # at a non-integer point it is complex
+    assert not differ_at_a_point((-1) ** (2 * n), sympy.Integer(1))  # 1 at every integer
+    assert not differ_at_a_point(sympy.sqrt(p**2), p)
+    assert not differ_at_a_point((x**2 - 1) / (x - 1), x + 1)
+    assert not differ_at_a_point(sympy.Function("f")(x), sympy.Integer(1))  # no value: not shown
+    assert not differ_at_a_point(sympy.zoo, sympy.Integer(1))
+    assert not differ_at_a_point(sympy.Interval(0, 1), sympy.Interval(0, 2))  # not expressions
+
+
+NUMERIC_REJECTION_CHECK = """
+import json, sys
+from math_verify import parse, verify
+from scaffoldrl._grade_worker import numeric_rejection
+
+pairs = [(parse(g), parse(p)) for g, p in json.loads(sys.stdin.read())]
+before = [bool(verify(g, p)) for g, p in pairs]
+numeric_rejection()
+shown = 0
+import scaffoldrl._grade_worker as worker
+count = worker.differ_at_a_point
+def counting(a, b):
+    global shown
+    result = count(a, b)
+    shown += result
+    return result
+worker.differ_at_a_point = counting
+after = [bool(verify(g, p)) for g, p in pairs]
+print(json.dumps([before, after, shown]))
+"""
+
+
+def test_numeric_rejection_keeps_math_verify_verdicts():
+    """Wrong and rewritten right answers from MATH500, verified with and without it (run apart: it patches math-verify)."""
+    problems = [p for p in load_source("math500") if len(p.answer) < 40][:80]
+    boxed = [f"$\\boxed{{{p.answer}}}$" for p in problems]
+    pairs = list(zip(boxed, boxed[1:])) + [(b, b.replace("\\frac", "\\dfrac")) for b in boxed]
+    pairs += [("$\\boxed{x^2 - 1}$", "$\\boxed{(x-1)(x+1)}$"), ("$\\boxed{\\sqrt{8}}$", "$\\boxed{2\\sqrt{2}}$"),
+              ("$\\boxed{\\frac{\\pi}{4}}$", "$\\boxed{\\arctan 1}$"), ("$\\boxed{2x}$", "$\\boxed{x+x+0.000001}$")]
+    run = subprocess.run([sys.executable, "-c", NUMERIC_REJECTION_CHECK], input=json.dumps(pairs),
+                         capture_output=True, text=True, check=True)
+    before, after, shown = json.loads(run.stdout)
+    assert sum(before) >= 80 and shown >= 50  # right answers kept, most wrong ones settled at a point
+    assert after == before
+
+
 def test_adversarial_batch_completes_within_deadlines():
     with Grader(workers=2, timeout=1.0) as g:
         start = time.perf_counter()

@@ -21,7 +21,8 @@ The DFA only caches predictions: parse results are the same warm or cold. ``{"wa
 asks it to finish warming; the reply is ``{"warmed": count}``.
 
 LaTeX is parsed in two stages (:func:`two_stage_parsing`), which gives the same results in
-about half the time.
+about half the time, and most wrong answers are told apart at one point instead of by sympy's
+``simplify`` (:func:`numeric_rejection`), with the same verdicts.
 """
 
 import functools
@@ -91,6 +92,67 @@ def two_stage_parsing() -> None:
     _Latex2Sympy.create_parser, _Latex2Sympy.parse = create_two_stage_parser, parse_two_stage
 
 
+NUMERIC_POINTS = ("3719/10000", "12289/10000", "5/7", "23/9")  # generic values for a symbol
+NUMERIC_INTEGERS = (2, 3, 5, 7)  # for symbols assumed integer
+NUMERIC_TOLERANCE = 1e-6  # relative: a point proves "different" only well above evalf's 30-digit error
+
+
+def _admissible_point(symbols):
+    """One value per symbol that satisfies every assumption it carries (positive, integer, ...), or None."""
+    from sympy import Integer, Rational
+
+    values = [Rational(v) for v in NUMERIC_POINTS]
+    point = {}
+    for i, symbol in enumerate(sorted(symbols, key=str)):
+        candidates = values[i % len(values):] + values[:i % len(values)] + [Integer(n) for n in NUMERIC_INTEGERS]
+        point[symbol] = next((v for v in candidates if all(
+            getattr(v, "is_" + key) == holds for key, holds in symbol.assumptions0.items())), None)
+        if point[symbol] is None:
+            return None
+    return point
+
+
+def differ_at_a_point(a, b) -> bool:
+    """True if expressions ``a`` and ``b`` take clearly different finite values at one admissible point.
+
+    Such a pair is not identically equal, so ``simplify(a - b)`` cannot be zero. False means
+    "not shown" (equal there, not numbers there, or not expressions), never "equal".
+    """
+    from sympy import Expr
+
+    if not (isinstance(a, Expr) and isinstance(b, Expr)):
+        return False
+    try:
+        point = _admissible_point((a - b).free_symbols)
+        if point is None:
+            return False
+        va, vb = (complex(x.xreplace(point).evalf(30)) for x in (a, b))
+    except Exception:  # not a number at the point (undefined functions, zoo, overflow)
+        return False
+    if any(v != v or abs(v) == float("inf") for v in (va, vb)):
+        return False
+    return abs(va - vb) > NUMERIC_TOLERANCE * max(1.0, abs(va), abs(vb))
+
+
+def numeric_rejection() -> None:
+    """Let math-verify's symbolic comparison answer "different" without ``simplify`` where a point shows it.
+
+    ``math_verify.grader.sympy_symbolic_eq(a, b)`` holds only when ``simplify(a - b)`` is zero,
+    and it is asked only after the string and numeric comparisons failed: on a wrong answer it
+    is most of the verification time. An identically zero difference is zero at every admissible
+    point, so :func:`differ_at_a_point` settles those pairs as ``simplify`` would; every other
+    pair still goes to ``simplify``.
+    """
+    from math_verify import grader
+
+    symbolic_eq = grader.sympy_symbolic_eq
+
+    def sympy_symbolic_eq(a, b):
+        return False if differ_at_a_point(a, b) else symbolic_eq(a, b)
+
+    grader.sympy_symbolic_eq = sympy_symbolic_eq
+
+
 def warm_up_texts():
     """Solutions to parse while idle (files shipped with the package; missing ones are skipped)."""
     folder = Path(__file__).with_name("vendor") / "benchmarks"
@@ -131,6 +193,7 @@ def main() -> None:
     from math_verify import parse, parser, verify
 
     two_stage_parsing()
+    numeric_rejection()
     # the same pure function of the LaTeX string, remembering more of them
     parser.parse_latex_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(parser.parse_latex_cached.__wrapped__)
 
