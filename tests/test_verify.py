@@ -96,11 +96,11 @@ def test_warm_up_gives_the_same_verdicts():
         assert first == warm.grade_batch(pairs[::-1])[::-1] == cold.grade_batch(pairs)
 
 
-TWO_STAGE_CHECK = """
+PARSE_CHECK = """
 import json, re, sys
 from sympy import srepr
 from math_verify.parser import parse_latex_cached
-from scaffoldrl._grade_worker import two_stage_parsing
+from scaffoldrl import _grade_worker
 
 def results(spans):
     out = []
@@ -112,22 +112,42 @@ def results(spans):
     return out
 
 spans = json.loads(sys.stdin.read())
-ll = results(spans)
-two_stage_parsing()
-print(json.dumps([ll, results(spans)]))
+before = results(spans)
+getattr(_grade_worker, sys.argv[1])()
+print(json.dumps([before, results(spans)]))
 """
 
 
-def test_two_stage_parsing_gives_full_ll_results():
-    """Run apart: it changes latex2sympy for the whole process, as in a worker."""
+@pytest.mark.parametrize("patch", ["two_stage_parsing", "direct_numbers"])
+def test_worker_parsing_gives_latex2sympy_results(patch):
+    """Run apart: each changes latex2sympy for the whole process, as in a worker."""
     solutions = [p.solution for p in list(load_source("math500"))[:40]]
     spans = sorted({s for text in solutions for s in re.findall(r"\$([^$]+)\$", text)})
-    spans += ["\\frac{1}{", "x = = 3", "\\sqrt[]{2}", "(1, 2]", "a \\in [-2, 7)", "f(f(g(f(-x)))) = f(x),"]
-    run = subprocess.run([sys.executable, "-c", TWO_STAGE_CHECK], input=json.dumps(spans), capture_output=True,
+    spans += ["\\frac{1}{", "x = = 3", "\\sqrt[]{2}", "(1, 2]", "a \\in [-2, 7)", "f(f(g(f(-x)))) = f(x),",
+              "0.5", "007", "1,234", "3.14159265358979323846264338", "12\\%", "0,111"]
+    run = subprocess.run([sys.executable, "-c", PARSE_CHECK, patch], input=json.dumps(spans), capture_output=True,
                          text=True, check=True)
-    ll, two_stage = json.loads(run.stdout)
-    assert len(ll) > 150 and ll.count(None) >= 3 and ll.count(None) < len(ll) / 2
-    assert two_stage == ll
+    before, after = json.loads(run.stdout)
+    assert len(before) > 150 and before.count(None) >= 3 and before.count(None) < len(before) / 2
+    assert after == before
+
+
+def test_direct_numbers_are_sympys():
+    import sympy
+
+    from scaffoldrl._grade_worker import _direct_number
+
+    direct = _direct_number(sympy.Number)
+    for text in ["0", "7", "123", "0007", "3.5", ".5", "5.", "00.1", "1.000", "10" * 30, "3.14159265358979323846264338",
+                 "1e5", "12,5", "٣", "inf", "nan"]:
+        try:
+            expected = sympy.Number(text)
+        except Exception as e:
+            with pytest.raises(type(e)):
+                direct(text)
+            continue
+        got = direct(text)
+        assert (sympy.srepr(got), getattr(got, "_prec", None)) == (sympy.srepr(expected), getattr(expected, "_prec", None))
 
 
 def test_differ_at_a_point_respects_assumptions():

@@ -153,6 +153,46 @@ def numeric_rejection() -> None:
     grader.sympy_symbolic_eq = sympy_symbolic_eq
 
 
+def _direct_number(number):
+    """``number`` (``sympy.Number``) for strings of digits built without sympy's expression parser."""
+    import re
+
+    from sympy import Float, Integer
+
+    decimal = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.")
+
+    def direct(text, *rest):
+        if not rest and isinstance(text, str) and text.isascii():
+            if text.isdigit() and (text == "0" or text[0] != "0"):  # sympy refuses leading zeros
+                return Integer(int(text))
+            if decimal.fullmatch(text):
+                return Float(text)
+        return number(text, *rest)
+
+    return direct
+
+
+def direct_numbers() -> None:
+    """Make latex2sympy and math-verify build numbers from digit strings directly.
+
+    Both turn a number token into ``sympy.Number(text)``, which sends the string through
+    sympy's expression parser (an ``exec`` of ``from sympy import *`` each time); for plain
+    integers and decimals ``Integer(int(text))`` and ``Float(text)`` give the same number.
+    """
+    import sympy
+    from latex2sympy2_extended import latex2sympy2
+    from math_verify import parser
+
+    direct = _direct_number(sympy.Number)
+    latex2sympy2.Number = parser.Number = direct
+
+    def parse_number(self, text):  # latex2sympy's own, with ``direct`` for ``sympy.Number``
+        text = text.replace(",", "")
+        return direct(text.lstrip("0") or "0" if text.isdigit() else text)
+
+    latex2sympy2._Latex2Sympy.parse_number = parse_number
+
+
 def warm_up_texts():
     """Solutions to parse while idle (files shipped with the package; missing ones are skipped)."""
     folder = Path(__file__).with_name("vendor") / "benchmarks"
@@ -194,6 +234,7 @@ def main() -> None:
 
     two_stage_parsing()
     numeric_rejection()
+    direct_numbers()
     # the same pure function of the LaTeX string, remembering more of them
     parser.parse_latex_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(parser.parse_latex_cached.__wrapped__)
 
