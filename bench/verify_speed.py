@@ -109,18 +109,20 @@ def same_answer_disagreements(pairs, reference, verdicts) -> tuple[int, int]:
 
 
 class WorkerClock:
-    """Seconds the workers spent per kind of request ("answer": extracted answers; "text": whole texts)."""
+    """Seconds the workers spent per kind of request ("answer": extracted answers; "text": whole texts), and the requests."""
 
     def __init__(self):
         from scaffoldrl import verify as grader_module
 
         self.seconds, self.count, self._module = Counter(), Counter(), grader_module
+        self.requests: list[tuple[list, list]] = []  # (gold, pred) as sent
         self._ask = grader_module._Worker.ask
 
     def __enter__(self):
         clock, ask = self, self._ask
 
         def timed_ask(worker, gold, pred, timeout):
+            clock.requests.append((list(gold), list(pred)))
             start = time.perf_counter()
             try:
                 return ask(worker, gold, pred, timeout)

@@ -228,20 +228,19 @@ def requests(stream, idle):
         yield line
 
 
-def main() -> None:
-    """Answer (gold, prediction) requests from stdin with math-verify verdicts on stdout, one per line."""
+SPEED_UPS = ("two_stage_parsing", "direct_numbers", "numeric_rejection")
+
+
+def grading(speed_ups=SPEED_UPS):
+    """The worker's ``grade(gold, pred) -> reply``, math-verify set up as in a worker with ``speed_ups``
+    (names of this module's functions; ``bench/grader_profile.py`` times each)."""
     from latex2sympy2_extended.sets import FiniteSet
     from math_verify import parse, parser, verify
 
-    two_stage_parsing()
-    numeric_rejection()
-    direct_numbers()
+    for name in speed_ups:
+        globals()[name]()
     # the same pure function of the LaTeX string, remembering more of them
     parser.parse_latex_cached = functools.lru_cache(maxsize=PARSE_CACHE_SIZE)(parser.parse_latex_cached.__wrapped__)
-
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    reply_to = sys.stdout
-    sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
 
     def read_parts(parts: tuple) -> list:
         """math-verify's reading of answers; several form a set as math-verify combines the
@@ -268,6 +267,18 @@ def main() -> None:
                 return {"correct": False, "extracted": None}
             extracted = next((x for x in reversed(target) if isinstance(x, str)), "")
         return {"correct": bool(verify(read_gold(tuple(gold)), target, timeout_seconds=None)), "extracted": extracted}
+
+    return grade
+
+
+def main() -> None:
+    """Answer (gold, prediction) requests from stdin with math-verify verdicts on stdout, one per line."""
+    from math_verify import parse
+
+    grade = grading()
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    reply_to = sys.stdout
+    sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
 
     warm_up = warm_up_texts() if len(sys.argv) > 2 and sys.argv[2] == "warm" else iter(())
     warmed = 0
