@@ -160,6 +160,7 @@ def test_differ_at_a_point_respects_assumptions():
     assert differ_at_a_point(2 * x, x) and differ_at_a_point(sympy.Rational(1, 3), sympy.Float("0.3334"))
     assert differ_at_a_point((-1) ** (2 * x), sympy.Integer(1))  # at a non-integer point it is complex
     assert not differ_at_a_point((-1) ** (2 * n), sympy.Integer(1))  # 1 at every integer
+    assert differ_at_a_point(x ** (10**9), x)  # numerically, not by computing 0.3719**(10**9) exactly
     assert not differ_at_a_point(sympy.sqrt(p**2), p)
     assert not differ_at_a_point((x**2 - 1) / (x - 1), x + 1)
     assert not differ_at_a_point(sympy.Function("f")(x), sympy.Integer(1))  # no value: not shown
