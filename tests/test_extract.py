@@ -74,7 +74,7 @@ def test_extraction_is_linear_on_adversarial_text(text):
 
 
 @pytest.mark.parametrize("text, shown, rule, parts", [
-    # the formats models write without a box
+    # answer formats models write
     ("$\\boxed{1}$ and $\\boxed{2}$", "1, 2", "boxed", ("1", "2")),  # each box in its own span: a set of values
     ("\\boxed{1}, \\boxed{2}", "1, 2", "boxed", ("1,2",)),  # bare boxes: their contents joined, as math-verify
     ("Final Answer: The largest $n$ is 34.", "34", "final_answer", ("34",)),
