@@ -171,20 +171,20 @@ def test_differ_at_a_point_respects_assumptions():
 NUMERIC_REJECTION_CHECK = """
 import json, sys
 from math_verify import parse, verify
-from scaffoldrl._grade_worker import numeric_rejection
+from scaffoldrl import _grade_worker
 
 pairs = [(parse(g), parse(p)) for g, p in json.loads(sys.stdin.read())]
 before = [bool(verify(g, p)) for g, p in pairs]
-numeric_rejection()
-shown = 0
-import scaffoldrl._grade_worker as worker
-count = worker.differ_at_a_point
-def counting(a, b):
+_grade_worker.numeric_rejection()
+shown, differ = 0, _grade_worker.differ_at_a_point
+
+def counting(a, b):  # how many pairs the point settles
     global shown
-    result = count(a, b)
+    result = differ(a, b)
     shown += result
     return result
-worker.differ_at_a_point = counting
+
+_grade_worker.differ_at_a_point = counting
 after = [bool(verify(g, p)) for g, p in pairs]
 print(json.dumps([before, after, shown]))
 """

@@ -30,6 +30,7 @@ import functools
 import json
 import logging
 import os
+import re
 import resource
 import select
 import sys
@@ -38,6 +39,7 @@ from pathlib import Path
 WARM_UP_FILES = (("minerva_math.jsonl", "solution"), ("olympiadbench.jsonl", "solution"), ("aime24.jsonl", "solution"))
 WARM_UP_MAX_CHARS = 3000
 PARSE_CACHE_SIZE = 4096  # math-verify caches its last 20 LaTeX parses; a worker sees many golds and answers
+DECIMAL = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.")  # a decimal sympy.Number reads as Float(text)
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -156,17 +158,13 @@ def numeric_rejection() -> None:
 
 def _direct_number(number):
     """``number`` (``sympy.Number``) for strings of digits built without sympy's expression parser."""
-    import re
-
     from sympy import Float, Integer
-
-    decimal = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.")
 
     def direct(text, *rest):
         if not rest and isinstance(text, str) and text.isascii():
             if text.isdigit() and (text == "0" or text[0] != "0"):  # sympy refuses leading zeros
                 return Integer(int(text))
-            if decimal.fullmatch(text):
+            if DECIMAL.fullmatch(text):
                 return Float(text)
         return number(text, *rest)
 
